@@ -1,0 +1,1 @@
+"""Sub-commands of the ``fasbench`` CLI, one module each."""

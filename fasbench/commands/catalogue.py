@@ -1,0 +1,136 @@
+"""``fasbench list`` and ``fasbench info``: what is installed and what is benchmarked."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Any
+
+from rich.table import Table
+
+from fasbench.console import out, warn_broken
+from fasbench.errors import UnknownNameError
+from fasbench.registry import KINDS, Entry, Registries, get_registries
+from fasbench.spec import BenchmarkSpec, load_spec
+
+DECLARED = ("protocols", "suites", "domains")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    listing = subparsers.add_parser("list", help="list installed plugins or declared protocols",
+                                    description="List registered plugins of a kind, or what registry.yaml declares.")
+    listing.add_argument("kind", nargs="?", help=f"one of: {', '.join(KINDS + DECLARED)} (default: all)")
+    listing.set_defaults(handler=run_list)
+
+    info = subparsers.add_parser("info", help="show one plugin, protocol or suite in detail",
+                                 description="Class, module, plugin, docstring and default config of NAME.")
+    info.add_argument("name")
+    info.set_defaults(handler=run_info)
+
+
+def _registries() -> Registries:
+    registries = get_registries()
+    warn_broken(registries)
+    return registries
+
+
+def run_list(args: argparse.Namespace) -> int:
+    kind = args.kind
+    if kind is not None and kind not in KINDS + DECLARED:
+        singular = {k[:-1]: k for k in KINDS + DECLARED}
+        if kind not in singular:
+            raise UnknownNameError("list kind", kind, KINDS + DECLARED)
+        kind = singular[kind]
+    console = out()
+    if kind is None or kind in DECLARED:
+        spec = load_spec(args.registry)
+        for declared in DECLARED if kind is None else (kind,):
+            console.print(_declared_table(spec, declared))
+    if kind is None or kind in KINDS:
+        registries = _registries()
+        for registered in KINDS if kind is None else (kind,):
+            console.print(_plugin_table(registries, registered))
+    return 0
+
+
+def _plugin_table(registries: Registries, kind: str) -> Table:
+    table = Table(title=f"{kind} ({len(registries.names(kind))})", title_justify="left")
+    for column in ("name", "plugin", "summary"):
+        table.add_column(column)
+    for entry in registries.entries(kind):
+        table.add_row(entry.name, entry.plugin.name, entry.summary)
+    if not registries.names(kind):
+        table.caption = f"no {kind} registered; install a plugin that provides some"
+    return table
+
+
+def _declared_table(spec: BenchmarkSpec, kind: str) -> Table:
+    table = Table(title=f"{kind} ({spec.path})", title_justify="left")
+    if kind == "protocols":
+        for column in ("name", "sources", "target", "description"):
+            table.add_column(column)
+        for p in spec.protocols.values():
+            table.add_row(p.name, " ".join(p.sources), p.target, p.description)
+    elif kind == "suites":
+        for column in ("name", "domains", "description"):
+            table.add_column(column)
+        for s in spec.suites.values():
+            table.add_row(s.name, ", ".join(f"{k}={d.dataset}" for k, d in s.domains.items()), s.description)
+    else:
+        for column in ("letter", "name", "dataset", "options"):
+            table.add_column(column)
+        for d in spec.domains.values():
+            table.add_row(d.letter, d.name, d.dataset, str(dict(d.options)) if d.options else "")
+    return table
+
+
+def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
+    """A learner's DEFAULTS updated by registry.yaml; otherwise the constructor's keyword defaults."""
+    defaults = getattr(entry.obj, "DEFAULTS", None)
+    if defaults is not None:
+        config: dict[str, Any] = {"hparams": {**defaults, **spec.learner(entry.name).hparams}}
+        if spec.learner(entry.name).backbone:
+            config["backbone"] = dict(spec.learner(entry.name).backbone)
+        return config
+    try:
+        signature = inspect.signature(entry.obj)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def run_info(args: argparse.Namespace) -> int:
+    console = out()
+    spec = load_spec(args.registry)
+    name = args.name
+    if name in spec.protocols:
+        p = spec.protocols[name]
+        console.print(f"[bold]protocol {p.name}[/]: train on {', '.join(p.sources)}; test on {p.target}. "
+                      f"{p.description}", highlight=False)
+        return 0
+    if name in spec.suites:
+        s = spec.suites[name]
+        console.print(f"[bold]suite {s.name}[/]: {s.description}", highlight=False)
+        console.print(_declared_table(spec, "domains") if s.name == "real" else
+                      {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()})
+        return 0
+    registries = _registries()
+    found = registries.find(name)
+    if not found:
+        known = registries.all_names() + list(spec.protocols) + list(spec.suites)
+        raise UnknownNameError("name", name, known, hint="see `fasbench list`")
+    for entry in found:
+        obj = entry.obj
+        table = Table(show_header=False, title=f"{entry.kind[:-1]} {entry.name}", title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("class", f"{obj.__module__}.{obj.__qualname__}")
+        table.add_row("plugin", str(entry.plugin))
+        table.add_row("doc", inspect.cleandoc(obj.__doc__ or ""))
+        table.add_row("defaults", str(_default_config(entry, spec)))
+        console.print(table)
+    return 0

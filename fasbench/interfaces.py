@@ -1,0 +1,215 @@
+"""The four pluggable interfaces: Dataset, Backbone, Learner, Metric, and the records they exchange.
+
+Conventions everywhere: label 1 = live (bona fide), 0 = spoof; a score is P(live) in [0, 1];
+images are RGB; depth maps are in [0, 1] with all-zero maps for spoofs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from fasbench.errors import FasbenchError
+
+LIVE, SPOOF = 1, 0
+SPLITS = ("train", "dev", "test")
+
+
+# -- data ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a domain, as a dataset plugin lists it (before any decoding)."""
+
+    video_id: str  # unique within the domain and stable across machines (e.g. relative path, no suffix)
+    label: int  # LIVE or SPOOF
+    attack_type: str  # "live", or the attack's kind: "print", "replay", or a finer one ("print_glossy")
+    subject: str
+    split: str  # one of SPLITS (the dataset's official split)
+    path: str | None = None  # source file; None for generated data
+    meta: Mapping[str, str] = field(default_factory=dict)  # session, device, scene... where the dataset has them
+
+    def __post_init__(self) -> None:
+        if self.label not in (LIVE, SPOOF):
+            raise FasbenchError(f"video {self.video_id!r}: label must be 1 (live) or 0 (spoof), got {self.label!r}")
+        if self.split not in SPLITS:
+            raise FasbenchError(f"video {self.video_id!r}: split must be one of {SPLITS}, got {self.split!r}")
+        if (self.label == LIVE) != (self.attack_type == "live"):
+            raise FasbenchError(f"video {self.video_id!r}: attack_type 'live' must go with label 1 and only with it")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One prepared frame of a video: a face crop and its pseudo-depth map."""
+
+    index: int  # frame index in the source video
+    image: np.ndarray  # uint8, H x W x 3, RGB face crop
+    depth: np.ndarray  # uint8, h x w; 255 = nearest; all zero for spoofs
+
+
+class Dataset(ABC):
+    """One domain (OULU-NPU, CASIA-FASD, ..., or a synthetic one).
+
+    A plugin lists its videos and turns one video into frames; the core owns the frame cache
+    (writing, validating, reading) so that a plugin stays small. ``cache_options`` names every
+    option that changes the frames: a change of any of them invalidates the cache.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, root: str | None = None, **options: Any) -> None:
+        self.root = root
+        self.options = dict(options)
+
+    @abstractmethod
+    def records(self) -> list[VideoRecord]:
+        """Every video of the domain with its label, attack type, subject and official split."""
+
+    @abstractmethod
+    def frames(self, record: VideoRecord) -> Iterator[Frame]:
+        """Decode, sample, crop and depth-label the frames of one video."""
+
+    def cache_options(self) -> dict[str, Any]:
+        """Everything that determines the prepared content, recorded in the cache manifest."""
+        return dict(self.options)
+
+
+# -- networks --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InputSpec:
+    """What a network eats: square input size, colour encoding, depth-map size."""
+
+    size: int = 256
+    color: str = "rgb_hsv"  # "rgb" (3 channels) or "rgb_hsv" (6 channels, as the RF-Meta reference feeds)
+    depth_size: int = 32
+
+    @property
+    def channels(self) -> int:
+        return {"rgb": 3, "rgb_hsv": 6}[self.color]
+
+
+class BackboneOutput(NamedTuple):
+    """A backbone's two outputs: features for a classifier head and multi-scale features for a depth head."""
+
+    features: Any  # torch.Tensor, B x C x h x w
+    depth_features: Any  # torch.Tensor, B x D x depth_size x depth_size
+
+
+class Backbone(ABC):
+    """A network body (a ``torch.nn.Module`` subclass implements this too).
+
+    Declares ``input_spec``, ``feature_channels`` (C of ``features``) and ``depth_channels``
+    (D of ``depth_features``) so learners can size their heads without a dummy forward.
+    """
+
+    input_spec: InputSpec
+    feature_channels: int
+    depth_channels: int
+
+    @abstractmethod
+    def forward(self, images: Any) -> BackboneOutput:
+        """``images``: float B x channels x size x size in [0, 1]."""
+
+
+@dataclass
+class DomainBatch:
+    """One source domain's share of a training step (k live + k spoof frames)."""
+
+    images: Any  # torch.Tensor, float B x C x H x W
+    depths: Any  # torch.Tensor, float B x 1 x h x w in [0, 1]
+    labels: Any  # torch.Tensor, float B, 1 = live
+    domain: int  # index of the source domain within the protocol
+
+    def to(self, device: Any, non_blocking: bool = True) -> DomainBatch:
+        return DomainBatch(
+            self.images.to(device, non_blocking=non_blocking),
+            self.depths.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            self.domain,
+        )
+
+
+# -- training --------------------------------------------------------------------------------------
+Callback = Callable[[int, Mapping[str, Any]], None]
+
+
+def resolve_hparams(name: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults updated by overrides; an override the learner does not know is refused."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise FasbenchError(
+            f"learner {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **overrides}
+
+
+class Learner(ABC):
+    """A training method, DomainBed-style: ``update`` is one step on one batch per source domain.
+
+    ``DEFAULTS`` holds the paper's hyper-parameters (registry.yaml may override them);
+    ``SEARCH_SPACE`` maps a hyper-parameter to ``(distribution, low, high)`` for random search.
+    The learner owns its networks, optimisers and step counter; ``state_dict`` holds all of it,
+    RNG included, so a restored learner continues exactly as an uninterrupted one would.
+    """
+
+    name: ClassVar[str] = ""
+    DEFAULTS: ClassVar[Mapping[str, Any]] = {}
+    SEARCH_SPACE: ClassVar[Mapping[str, tuple]] = {}
+
+    def __init__(self, hparams: Mapping[str, Any] | None = None) -> None:
+        self.hparams = resolve_hparams(self.name or type(self).__name__, self.DEFAULTS, hparams)
+        self.step = 0
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> InputSpec:
+        """The input the data pipeline must deliver (size, colour encoding, depth size)."""
+
+    @abstractmethod
+    def update(self, domain_batches: Sequence[DomainBatch]) -> dict[str, Any]:
+        """One training step; returns scalar logs (0-dim tensors allowed: no device sync is forced)."""
+
+    @abstractmethod
+    def score(self, images: Any) -> Any:
+        """P(live) per frame: a float tensor of shape B in [0, 1]. Runs in evaluation mode, no grad."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: networks, optimisers, RNG state, step."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def fit(self, batches: Iterator[Sequence[DomainBatch]], budget: int, callbacks: Sequence[Callback] = ()) -> None:
+        """Run ``update`` until ``self.step == budget``, calling each callback with (step, logs) after a step."""
+        while self.step < budget:
+            logs = self.update(next(batches))
+            self.step += 1
+            for callback in callbacks:
+                callback(self.step, logs)
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+class Metric(ABC):
+    """A number computed from scores (P(live)) and labels (1 = live); pure numpy, no torch."""
+
+    name: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    needs_threshold: ClassVar[bool] = False
+
+    @abstractmethod
+    def compute(
+        self,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        *,
+        threshold: float | None = None,
+        attack_types: np.ndarray | None = None,
+    ) -> float:
+        """The metric's value; a score >= threshold is accepted as live."""

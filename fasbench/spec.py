@@ -1,0 +1,229 @@
+"""registry.yaml: what is benchmarked (domains, protocols, suites, defaults, learners, leaderboard).
+
+Loaded with a schema check: any unknown key, unknown domain, or a protocol whose target is also one of
+its sources is refused with the file and the offending entry named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fasbench.errors import RegistryFileError, UnknownNameError
+
+PACKAGED = Path(__file__).with_name("registry.yaml")
+ENV_VAR = "FASBENCH_REGISTRY"
+SELECTIONS = ("last", "source_val", "oracle")
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """A domain letter bound to a dataset plugin and its options."""
+
+    letter: str
+    name: str
+    dataset: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Train on ``sources``, test on the unseen ``target``."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A set of datasets that stand for the domains (the real ones, or the synthetic stand-in)."""
+
+    name: str
+    description: str
+    domains: Mapping[str, DomainSpec]
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """The benchmarked configuration of one learner: backbone, paper hyper-parameters, citation."""
+
+    name: str
+    cite: str = ""
+    backbone: Mapping[str, Any] = field(default_factory=dict)
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """The parsed registry.yaml."""
+
+    path: Path
+    domains: Mapping[str, DomainSpec]
+    protocols: Mapping[str, ProtocolSpec]
+    suites: Mapping[str, SuiteSpec]
+    defaults: Mapping[str, Any]
+    learners: Mapping[str, LearnerSpec]
+    leaderboard: Mapping[str, Any]
+
+    def protocol(self, name: str) -> ProtocolSpec:
+        if name not in self.protocols:
+            raise UnknownNameError("protocol", name, self.protocols, hint=f"protocols are declared in {self.path}")
+        return self.protocols[name]
+
+    def suite(self, name: str) -> SuiteSpec:
+        if name not in self.suites:
+            raise UnknownNameError("suite", name, self.suites, hint=f"suites are declared in {self.path}")
+        return self.suites[name]
+
+    def learner(self, name: str) -> LearnerSpec:
+        """The learner's benchmarked config; an empty one for a plugin registry.yaml does not mention."""
+        return self.learners.get(name, LearnerSpec(name))
+
+
+_SCHEMA: dict[str, tuple[set[str], set[str]]] = {
+    # section: (allowed keys, required keys) of each entry
+    "domain": ({"name", "dataset", "options"}, {"dataset"}),
+    "protocol": ({"sources", "target", "description"}, {"sources", "target"}),
+    "suite": ({"description", "domains"}, set()),
+    "suite domain": ({"dataset", "options"}, {"dataset"}),
+    "learner": ({"cite", "backbone", "hparams"}, set()),
+}
+_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "leaderboard"}
+_DEFAULTS = {"suite", "seeds", "selection", "threshold_policy", "budget", "device", "eval_every", "batch_per_class"}
+_LEADERBOARD = {"learners", "protocols", "seeds", "metrics", "suite"}
+
+
+class _Checker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> RegistryFileError:
+        return RegistryFileError(f"{self.path}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def keys(self, value: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> Mapping:
+        value = self.mapping(value, where)
+        for key in value:
+            if key not in allowed:
+                raise self.fail(where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(value)):
+            raise self.fail(where, f"missing key {key!r}")
+        return value
+
+    def entry(self, kind: str, value: Any, where: str) -> Mapping[str, Any]:
+        allowed, required = _SCHEMA[kind]
+        return self.keys(value, where, allowed, required)
+
+    def string_list(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(where, f"expected a list of names, got {value!r}")
+        return tuple(value)
+
+    def known(self, names: tuple[str, ...], known: Mapping[str, Any], what: str, where: str) -> None:
+        for name in names:
+            if name not in known:
+                raise self.fail(where, f"unknown {what} {name!r} (known: {', '.join(known)})")
+
+
+def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
+    """Validate parsed YAML ``data`` (read from ``path``) into a ``BenchmarkSpec``."""
+    check = _Checker(path)
+    top = check.keys(data, "top level", _TOP, {"domains", "protocols", "suites"})
+    if top.get("version", 1) != 1:
+        raise check.fail("version", f"unsupported version {top['version']!r} (this fasbench reads version 1)")
+
+    domains = {}
+    for letter, raw in check.mapping(top["domains"], "domains").items():
+        entry = check.entry("domain", raw, f"domains.{letter}")
+        options = check.mapping(entry.get("options"), f"domains.{letter}.options")
+        domains[letter] = DomainSpec(str(letter), str(entry.get("name", letter)), str(entry["dataset"]), options)
+    if not domains:
+        raise check.fail("domains", "no domain declared")
+
+    protocols = {}
+    for name, raw in check.mapping(top["protocols"], "protocols").items():
+        where = f"protocols.{name}"
+        entry = check.entry("protocol", raw, where)
+        sources = check.string_list(entry["sources"], f"{where}.sources")
+        target = entry["target"]
+        check.known((*sources, target), domains, "domain", where)
+        if not sources:
+            raise check.fail(where, "needs at least one source domain")
+        if len(set(sources)) != len(sources):
+            raise check.fail(where, f"a source domain is listed twice: {list(sources)}")
+        if target in sources:
+            raise check.fail(where, f"target {target!r} is also a source; a protocol tests on an unseen domain")
+        protocols[name] = ProtocolSpec(str(name), sources, target, str(entry.get("description", "")))
+
+    suites = {}
+    for name, raw in check.mapping(top["suites"], "suites").items():
+        where = f"suites.{name}"
+        entry = check.entry("suite", raw, where)
+        bound = dict(domains)
+        for letter, override in check.mapping(entry.get("domains"), f"{where}.domains").items():
+            check.known((letter,), domains, "domain", f"{where}.domains")
+            item = check.entry("suite domain", override, f"{where}.domains.{letter}")
+            options = check.mapping(item.get("options"), f"{where}.domains.{letter}.options")
+            bound[letter] = DomainSpec(letter, domains[letter].name, str(item["dataset"]), options)
+        suites[name] = SuiteSpec(str(name), str(entry.get("description", "")), bound)
+
+    defaults = check.keys(top.get("defaults"), "defaults", _DEFAULTS)
+    if "suite" in defaults:
+        check.known((defaults["suite"],), suites, "suite", "defaults.suite")
+    if "selection" in defaults and defaults["selection"] not in SELECTIONS:
+        raise check.fail("defaults.selection", f"must be one of {SELECTIONS}, got {defaults['selection']!r}")
+
+    learners = {}
+    for name, raw in check.mapping(top.get("learners"), "learners").items():
+        entry = check.entry("learner", raw, f"learners.{name}")
+        learners[name] = LearnerSpec(
+            str(name),
+            str(entry.get("cite", "")),
+            check.mapping(entry.get("backbone"), f"learners.{name}.backbone"),
+            check.mapping(entry.get("hparams"), f"learners.{name}.hparams"),
+        )
+
+    leaderboard = check.keys(top.get("leaderboard"), "leaderboard", _LEADERBOARD)
+    if "protocols" in leaderboard:
+        check.known(check.string_list(leaderboard["protocols"], "leaderboard.protocols"), protocols,
+                    "protocol", "leaderboard.protocols")
+    if "learners" in leaderboard:
+        check.string_list(leaderboard["learners"], "leaderboard.learners")
+    if "suite" in leaderboard:
+        check.known((leaderboard["suite"],), suites, "suite", "leaderboard.suite")
+    for where, seeds in (("defaults.seeds", defaults.get("seeds")), ("leaderboard.seeds", leaderboard.get("seeds"))):
+        if seeds is not None and not (isinstance(seeds, list) and all(isinstance(s, int) for s in seeds)):
+            raise check.fail(where, f"expected a list of integers, got {seeds!r}")
+
+    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard)
+
+
+def spec_path(path: str | os.PathLike | None = None) -> Path:
+    """The registry file to read: ``path``, else $FASBENCH_REGISTRY, else the one shipped with fasbench."""
+    chosen = Path(path or os.environ.get(ENV_VAR) or PACKAGED).resolve()
+    if not chosen.is_file():
+        raise RegistryFileError(f"registry file {chosen} does not exist")
+    return chosen
+
+
+def load_spec(path: str | os.PathLike | None = None) -> BenchmarkSpec:
+    """Read and validate a registry file (see ``spec_path`` for which one)."""
+    chosen = spec_path(path)
+    try:
+        data = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RegistryFileError(f"{chosen}: not valid YAML: {error}") from error
+    return parse_spec(data, chosen)
