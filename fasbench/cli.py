@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fasbench {__version__}")
     parser.add_argument(
-        "--registry", metavar="PATH", help="registry file declaring domains, protocols and suites "
+        "--registry",
+        metavar="PATH",
+        help="registry file declaring domains, protocols and suites "
         "(default: $FASBENCH_REGISTRY, else the registry.yaml shipped with fasbench)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -198,8 +198,12 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
 
     leaderboard = check.keys(top.get("leaderboard"), "leaderboard", _LEADERBOARD)
     if "protocols" in leaderboard:
-        check.known(check.string_list(leaderboard["protocols"], "leaderboard.protocols"), protocols,
-                    "protocol", "leaderboard.protocols")
+        check.known(
+            check.string_list(leaderboard["protocols"], "leaderboard.protocols"),
+            protocols,
+            "protocol",
+            "leaderboard.protocols",
+        )
     if "learners" in leaderboard:
         check.string_list(leaderboard["learners"], "leaderboard.learners")
     if "suite" in leaderboard:

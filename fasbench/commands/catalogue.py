@@ -17,13 +17,19 @@ DECLARED = ("protocols", "suites", "domains")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    listing = subparsers.add_parser("list", help="list installed plugins or declared protocols",
-                                    description="List registered plugins of a kind, or what registry.yaml declares.")
+    listing = subparsers.add_parser(
+        "list",
+        help="list installed plugins or declared protocols",
+        description="List registered plugins of a kind, or what registry.yaml declares.",
+    )
     listing.add_argument("kind", nargs="?", help=f"one of: {', '.join(KINDS + DECLARED)} (default: all)")
     listing.set_defaults(handler=run_list)
 
-    info = subparsers.add_parser("info", help="show one plugin, protocol or suite in detail",
-                                 description="Class, module, plugin, docstring and default config of NAME.")
+    info = subparsers.add_parser(
+        "info",
+        help="show one plugin, protocol or suite in detail",
+        description="Class, module, plugin, docstring and default config of NAME.",
+    )
     info.add_argument("name")
     info.set_defaults(handler=run_info)
 
@@ -109,14 +115,19 @@ def run_info(args: argparse.Namespace) -> int:
     name = args.name
     if name in spec.protocols:
         p = spec.protocols[name]
-        console.print(f"[bold]protocol {p.name}[/]: train on {', '.join(p.sources)}; test on {p.target}. "
-                      f"{p.description}", highlight=False)
+        console.print(
+            f"[bold]protocol {p.name}[/]: train on {', '.join(p.sources)}; test on {p.target}. {p.description}",
+            highlight=False,
+        )
         return 0
     if name in spec.suites:
         s = spec.suites[name]
         console.print(f"[bold]suite {s.name}[/]: {s.description}", highlight=False)
-        console.print(_declared_table(spec, "domains") if s.name == "real" else
-                      {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()})
+        console.print(
+            _declared_table(spec, "domains")
+            if s.name == "real"
+            else {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()}
+        )
         return 0
     registries = _registries()
     found = registries.find(name)
