@@ -1,0 +1,17 @@
+"""Shared test setup: no hub access, and a clean plugin registry for every test."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from fasbench import registry  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registries():
+    """Each test discovers plugins anew (tests add throwaway plugins to sys.path)."""
+    registry.reset_registries()
+    yield
+    registry.reset_registries()

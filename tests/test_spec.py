@@ -1,0 +1,88 @@
+"""registry.yaml: the shipped file, and the schema check's refusals."""
+
+import copy
+
+import pytest
+import yaml
+
+from fasbench.errors import RegistryFileError, UnknownNameError
+from fasbench.spec import PACKAGED, load_spec, parse_spec
+
+
+def shipped():
+    return yaml.safe_load(PACKAGED.read_text())
+
+
+def test_shipped_registry_declares_the_leave_one_out_protocols():
+    spec = load_spec()
+    expected = {"OCI_M": ("OCI", "M"), "OMI_C": ("OMI", "C"), "OCM_I": ("OCM", "I"), "ICM_O": ("ICM", "O")}
+    for name, (sources, target) in expected.items():
+        protocol = spec.protocol(name)
+        assert "".join(protocol.sources) == sources and protocol.target == target
+    assert spec.protocol("MI_C").sources == ("M", "I")
+    assert {d.dataset for d in spec.suite("real").domains.values()} == {"oulu", "casia", "replay", "msu"}
+    synthetic = spec.suite("synthetic").domains
+    assert {k: (d.dataset, d.options["domain"]) for k, d in synthetic.items()} == {k: ("synthetic", k) for k in "OCIM"}
+    assert synthetic["O"].name == "OULU-NPU"  # the human name is inherited from `domains`
+
+
+def test_unknown_protocol_and_suite_suggest():
+    spec = load_spec()
+    with pytest.raises(UnknownNameError, match="did you mean 'ICM_O'"):
+        spec.protocol("ICM-O")
+    with pytest.raises(UnknownNameError, match="did you mean 'synthetic'"):
+        spec.suite("synthetc")
+
+
+def mutated(change):
+    data = copy.deepcopy(shipped())
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(extra=1), r"top level: unknown key 'extra'"),
+        (lambda d: d["protocols"]["OCI_M"].update(source=["O"]), r"protocols\.OCI_M: unknown key 'source'"),
+        (lambda d: d["protocols"]["OCI_M"].update(sources=["O", "X"]), r"protocols\.OCI_M: unknown domain 'X'"),
+        (lambda d: d["protocols"]["OCI_M"].update(target="O"), r"protocols\.OCI_M: target 'O' is also a source"),
+        (lambda d: d["protocols"]["OCI_M"].update(sources=["O", "O"]), r"protocols\.OCI_M: a source domain is listed"),
+        (lambda d: d["protocols"]["OCI_M"].pop("target"), r"protocols\.OCI_M: missing key 'target'"),
+        (lambda d: d["domains"]["O"].pop("dataset"), r"domains\.O: missing key 'dataset'"),
+        (lambda d: d["suites"]["synthetic"]["domains"].update(Z={"dataset": "x"}), r"suites\.synthetic\.domains"),
+        (lambda d: d["defaults"].update(suite="nope"), r"defaults\.suite: unknown suite 'nope'"),
+        (lambda d: d["defaults"].update(selection="best"), r"defaults\.selection: must be one of"),
+        (lambda d: d["leaderboard"].update(protocols=["OCI_M", "XYZ"]), r"leaderboard\.protocols: unknown protocol"),
+        (lambda d: d["leaderboard"].update(seeds=[0, "1"]), r"leaderboard\.seeds: expected a list of integers"),
+        (lambda d: d.update(version=2), r"version: unsupported version 2"),
+    ],
+)
+def test_schema_refusals_name_file_and_entry(tmp_path, change, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(mutated(change)))
+    with pytest.raises(RegistryFileError, match=rf"mine\.yaml: {message}"):
+        load_spec(path)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("domains: [unclosed\n")
+    with pytest.raises(RegistryFileError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(RegistryFileError, match="does not exist"):
+        load_spec(tmp_path / "absent.yaml")
+
+
+def test_user_file_via_environment(tmp_path, monkeypatch):
+    data = shipped()
+    data["protocols"]["CI_M"] = {"sources": ["C", "I"], "target": "M"}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("FASBENCH_REGISTRY", str(path))
+    assert load_spec().protocol("CI_M").sources == ("C", "I")
+
+
+def test_learner_spec_defaults_to_empty_for_unlisted_learners():
+    spec = parse_spec(shipped(), PACKAGED)
+    assert spec.learner("not_in_yaml").hparams == {}
