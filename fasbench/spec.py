@@ -71,6 +71,7 @@ class BenchmarkSpec:
     defaults: Mapping[str, Any]
     learners: Mapping[str, LearnerSpec]
     leaderboard: Mapping[str, Any]
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def protocol(self, name: str) -> ProtocolSpec:
         if name not in self.protocols:
@@ -81,6 +82,11 @@ class BenchmarkSpec:
         if name not in self.suites:
             raise UnknownNameError("suite", name, self.suites, hint=f"suites are declared in {self.path}")
         return self.suites[name]
+
+    def preset(self, name: str) -> Mapping[str, Any]:
+        if name not in self.presets:
+            raise UnknownNameError("preset", name, self.presets, hint=f"presets are declared in {self.path}")
+        return self.presets[name]
 
     def learner(self, name: str) -> LearnerSpec:
         """The learner's benchmarked config; an empty one for a plugin registry.yaml does not mention."""
@@ -94,9 +100,22 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "suite": ({"description", "domains"}, set()),
     "suite domain": ({"dataset", "options"}, {"dataset"}),
     "learner": ({"cite", "backbone", "hparams"}, set()),
+    "preset": ({"description", "budget", "eval_every", "backbone", "hparams", "data"}, {"description"}),
 }
-_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "leaderboard"}
-_DEFAULTS = {"suite", "seeds", "selection", "threshold_policy", "budget", "device", "eval_every", "batch_per_class"}
+_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard"}
+_DEFAULTS = {
+    "suite",
+    "seeds",
+    "selection",
+    "threshold_policy",
+    "level",
+    "budget",
+    "eval_every",
+    "checkpoint_every",
+    "log_every",
+    "cpu_preset",
+    "data",
+}
 _LEADERBOARD = {"learners", "protocols", "seeds", "metrics", "suite"}
 
 
@@ -196,6 +215,16 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
             check.mapping(entry.get("hparams"), f"learners.{name}.hparams"),
         )
 
+    presets = {}
+    for name, raw in check.mapping(top.get("presets"), "presets").items():
+        entry = check.entry("preset", raw, f"presets.{name}")
+        for key in ("backbone", "hparams", "data"):
+            check.mapping(entry.get(key), f"presets.{name}.{key}")
+        presets[str(name)] = dict(entry)
+    if "cpu_preset" in defaults and defaults["cpu_preset"] is not None:
+        check.known((defaults["cpu_preset"],), presets, "preset", "defaults.cpu_preset")
+    check.mapping(defaults.get("data"), "defaults.data")
+
     leaderboard = check.keys(top.get("leaderboard"), "leaderboard", _LEADERBOARD)
     if "protocols" in leaderboard:
         check.known(
@@ -212,7 +241,7 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
         if seeds is not None and not (isinstance(seeds, list) and all(isinstance(s, int) for s in seeds)):
             raise check.fail(where, f"expected a list of integers, got {seeds!r}")
 
-    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard)
+    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets)
 
 
 def spec_path(path: str | os.PathLike | None = None) -> Path:

@@ -15,3 +15,7 @@ def _fresh_registries():
     registry.reset_registries()
     yield
     registry.reset_registries()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")

@@ -1,0 +1,192 @@
+"""``fasbench run`` (one learner on one protocol) and ``fasbench bench`` (the matrix, shardable)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import DictAction
+
+from fasbench.console import err, out, warn_broken
+from fasbench.errors import FasbenchError
+from fasbench.registry import get_registries
+from fasbench.spec import BenchmarkSpec, load_spec
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", help="real or synthetic (default: registry.yaml defaults.suite)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: registry.yaml)")
+    parser.add_argument("--budget", type=int, help="training steps (default: registry.yaml or the preset)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--preset", help="a registry.yaml preset; 'none' for none (default on CPU: defaults.cpu_preset, announced)"
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. hparams.lr=1e-4 backbone.width=0.5 data.workers=2",
+    )
+    parser.add_argument("--out", default="runs", help="runs directory; holds results.sqlite (default: runs)")
+    parser.add_argument("--cache-dir", help="frame cache directory (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="train a learner on a protocol and record the result",
+        description="Train LEARNER on the protocol's source domains, select a checkpoint, "
+        "score the target domain, compute the metrics and record the run.",
+    )
+    run.add_argument("learner")
+    run.add_argument("--protocol", required=True, help="e.g. ICM_O (see `fasbench list protocols`)")
+    _common(run)
+    run.set_defaults(handler=run_one)
+
+    bench = subparsers.add_parser(
+        "bench",
+        help="run the learners x protocols x seeds matrix (resumable)",
+        description="Run every (learner, protocol, seed); finished runs are skipped, "
+        "interrupted ones resume. --shard i/n splits the matrix over machines.",
+    )
+    bench.add_argument("--learners", nargs="+", help="default: registry.yaml leaderboard.learners")
+    bench.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
+    bench.add_argument("--shard", default="0/1", help="run only the i-th of n slices of the matrix (default 0/1)")
+    _common(bench)
+    bench.set_defaults(handler=run_bench)
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise FasbenchError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+    return requested
+
+
+def resolve_preset(spec: BenchmarkSpec, requested: str | None, device: str) -> str | None:
+    if requested == "none":
+        return None
+    if requested is not None:
+        spec.preset(requested)
+        return requested
+    preset = spec.defaults.get("cpu_preset") if device == "cpu" else None
+    if preset is not None:
+        err().print(
+            f"[yellow]CPU run: using preset {preset!r}[/] ({spec.preset(preset)['description']}); "
+            "pass --preset none for the full configuration",
+            highlight=False,
+        )
+    return preset
+
+
+def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], protocols: list[str]) -> list[dict]:
+    from fasbench.runs.config import resolve_run_config
+
+    registries = get_registries()
+    warn_broken(registries)
+    device = resolve_device(args.device)
+    preset = resolve_preset(spec, args.preset, device)
+    seeds = args.seeds or spec.defaults.get("seeds", [0])
+    for protocol in protocols:
+        spec.protocol(protocol)
+    return [
+        resolve_run_config(
+            spec,
+            registries,
+            learner=learner,
+            protocol=protocol,
+            suite=args.suite,
+            seed=seed,
+            budget=args.budget,
+            device=device,
+            preset=preset,
+            cfg_options=args.cfg_options,
+        )
+        for learner in learners
+        for protocol in protocols
+        for seed in seeds
+    ]
+
+
+def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]]) -> list[dict]:
+    from fasbench.results.store import ResultsStore
+    from fasbench.runs.execute import execute
+
+    store = ResultsStore(Path(args.out) / "results.sqlite")
+    registries = get_registries()
+    records = []
+    for index, config in enumerate(configs, 1):
+        err().print(
+            f"[bold]run {index}/{len(configs)}[/]: {config['learner']} on {config['protocol']} "
+            f"({config['suite']}, seed {config['seed']}, {config['budget']} steps, {config['device']})",
+            highlight=False,
+        )
+        record = execute(config, args.out, registries, store, cache_dir=args.cache_dir, progress=not args.no_progress)
+        if record.get("skipped"):
+            err().print("  already finished: skipped", highlight=False)
+        records.append(record)
+    return records
+
+
+def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
+    from fasbench.results.leaderboard import build_leaderboard
+    from fasbench.results.render import to_rich
+    from fasbench.results.store import rows_from_record
+
+    policy = spec.defaults.get("threshold_policy", "test_eer")
+    selection = spec.defaults.get("selection", "last")
+    level = spec.defaults.get("level", "video")
+    rows = [
+        row
+        for record in records
+        for row in rows_from_record(record, "")
+        if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
+    ]
+    metrics = [m for m in ("HTER", "AUC", "TPR@FPR=1%", "ACER") if all(m in r.metrics for r in rows)]
+    out().print(to_rich(build_leaderboard(rows, metrics=metrics, higher_is_better=_higher_is_better(metrics))))
+
+
+def _higher_is_better(metrics: list[str]) -> dict[str, bool]:
+    registries = get_registries()
+    known = set(registries.names("metrics"))
+    return {m: registries.get("metrics", m).obj.higher_is_better for m in metrics if m in known}
+
+
+def run_one(args: argparse.Namespace) -> int:
+    spec = load_spec(args.registry)
+    configs = _matrix(args, spec, [args.learner], [args.protocol])
+    records = _execute_all(args, spec, configs)
+    _summary(spec, records)
+    return 0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise FasbenchError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise FasbenchError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    spec = load_spec(args.registry)
+    index, count = parse_shard(args.shard)
+    learners = args.learners or list(spec.leaderboard.get("learners", []))
+    protocols = args.protocols or list(spec.leaderboard.get("protocols", spec.protocols))
+    if args.seeds is None and "seeds" in spec.leaderboard:
+        args.seeds = list(spec.leaderboard["seeds"])
+    configs = _matrix(args, spec, learners, protocols)[index::count]
+    err().print(f"shard {index}/{count}: {len(configs)} runs", highlight=False)
+    records = _execute_all(args, spec, configs)
+    if records:
+        _summary(spec, records)
+    return 0

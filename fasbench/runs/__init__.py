@@ -1,0 +1,1 @@
+"""Runs: resolve a run's config, train with periodic evaluation and checkpoints, record the outcome."""

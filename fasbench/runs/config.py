@@ -1,0 +1,136 @@
+"""One run's fully resolved configuration and its identity (a hash of the canonical spec).
+
+Layers, later wins: registry.yaml ``defaults`` -> the learner's DEFAULTS and registry.yaml ``learners``
+entry -> a preset -> ``--cfg-options``. The result is stored with the run; the run directory is named
+by its hash, so a rerun of the same spec finds (and skips or resumes) the same directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+from fasbench.errors import FasbenchError
+from fasbench.registry import Registries
+from fasbench.spec import SELECTIONS, BenchmarkSpec
+
+DEFAULT_BACKBONE = {"type": "rfmeta_cnn"}
+DEFAULT_DATA = {
+    "train_split": "train",
+    "val_split": "dev",
+    "target_splits": ["test"],
+    "workers": 0,
+    "eval_batch_size": 128,
+}
+# Keys that change no number (where the run is written, how many loader processes): left out of the hash.
+NOT_HASHED = {("data", "workers")}
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_run_config(
+    spec: BenchmarkSpec,
+    registries: Registries,
+    *,
+    learner: str,
+    protocol: str,
+    suite: str | None = None,
+    seed: int = 0,
+    budget: int | None = None,
+    device: str = "cpu",
+    preset: str | None = None,
+    cfg_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The resolved, JSON-serialisable config of one run (see the module docstring for the layers)."""
+    learner_class = registries.get("learners", learner).obj
+    protocol_spec = spec.protocol(protocol)
+    suite_spec = spec.suite(suite or spec.defaults.get("suite", "real"))
+    defaults = spec.defaults
+    learner_spec = spec.learner(learner)
+    letters = (*protocol_spec.sources, protocol_spec.target)
+    config: dict[str, Any] = {
+        "learner": learner,
+        "protocol": protocol_spec.name,
+        "sources": list(protocol_spec.sources),
+        "target": protocol_spec.target,
+        "suite": suite_spec.name,
+        "domains": {
+            letter: {"dataset": suite_spec.domains[letter].dataset, "options": dict(suite_spec.domains[letter].options)}
+            for letter in letters
+        },
+        "seed": int(seed),
+        "device": device,
+        "preset": preset,
+        "budget": int(defaults.get("budget", 5000)),
+        "eval_every": int(defaults.get("eval_every", 100)),
+        "checkpoint_every": int(defaults.get("checkpoint_every", 100)),
+        "log_every": int(defaults.get("log_every", 10)),
+        "backbone": _merge(DEFAULT_BACKBONE, learner_spec.backbone),
+        "hparams": _merge(getattr(learner_class, "DEFAULTS", {}), learner_spec.hparams),
+        "data": _merge(DEFAULT_DATA, defaults.get("data", {})),
+        "bootstrap": 0,
+    }
+    if preset is not None:
+        overlay = {k: v for k, v in spec.preset(preset).items() if k != "description"}
+        config = _merge(config, overlay)
+    if budget is not None:
+        config["budget"] = int(budget)
+    if cfg_options:
+        merged = Config(config)
+        merged.merge_from_dict(dict(cfg_options))
+        config = merged.to_dict()
+    _check(config, learner_class)
+    return json.loads(json.dumps(config))  # plain JSON types only (tuples -> lists)
+
+
+def _check(config: Mapping[str, Any], learner_class: type) -> None:
+    unknown = sorted(set(config["hparams"]) - set(getattr(learner_class, "DEFAULTS", {})))
+    if unknown:
+        raise FasbenchError(
+            f"learner {config['learner']!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(getattr(learner_class, 'DEFAULTS', {})))}"
+        )
+    for key in ("budget", "eval_every", "checkpoint_every", "log_every"):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise FasbenchError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["device"] not in ("cpu", "cuda"):
+        raise FasbenchError(f"device must be 'cpu' or 'cuda' once resolved, got {config['device']!r}")
+
+
+def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the config that determines the numbers (what the run id hashes)."""
+    hashed = json.loads(json.dumps(config))
+    for section, key in NOT_HASHED:
+        hashed.get(section, {}).pop(key, None)
+    return hashed
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of the canonical config (sorted-key JSON)."""
+    text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_dir(out: str | Path, config: Mapping[str, Any]) -> Path:
+    """``OUT/<learner>/<protocol>-<suite>/seed<seed>-<run id>``: readable, and unique per spec."""
+    name = f"seed{config['seed']}-{run_id(config)}"
+    return Path(out) / config["learner"] / f"{config['protocol']}-{config['suite']}" / name
+
+
+def check_selection(selection: str) -> str:
+    if selection not in SELECTIONS:
+        raise FasbenchError(f"model selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    return selection

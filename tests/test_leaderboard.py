@@ -1,0 +1,107 @@
+"""Leaderboard numbers and every output format, pinned on a small committed set of result rows."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from fasbench.errors import FasbenchError
+from fasbench.results.leaderboard import AVERAGE, build_leaderboard
+from fasbench.results.render import FORMATS, render
+from fasbench.results.store import ResultRow
+
+DATA = Path(__file__).parent / "data"
+HIGHER = {"HTER": False, "AUC": True}
+
+
+def rows():
+    return [ResultRow(**row) for row in json.loads((DATA / "leaderboard_rows.json").read_text())]
+
+
+def board(**kwargs):
+    return build_leaderboard(rows(), metrics=["HTER", "AUC"], higher_is_better=HIGHER, **kwargs)
+
+
+def test_cells_are_mean_and_sample_std_over_seeds():
+    table = board()
+    cell = table.cells[("rfmeta", "ICM_O", "HTER")]
+    assert cell.n == 3
+    assert cell.mean == pytest.approx(np.mean([0.2, 0.22, 0.18]))
+    assert cell.std == pytest.approx(np.std([0.2, 0.22, 0.18], ddof=1))
+    assert table.cells[("binary_cnn", "ICM_O", "AUC")].n == 2
+
+
+def test_average_is_per_seed_over_protocols_then_over_seeds():
+    table = board()
+    rfmeta = table.cells[("rfmeta", AVERAGE, "HTER")]
+    per_seed = [np.mean([0.1, 0.2]), np.mean([0.12, 0.22]), np.mean([0.11, 0.18])]
+    assert rfmeta.mean == pytest.approx(np.mean(per_seed)) and rfmeta.std == pytest.approx(np.std(per_seed, ddof=1))
+    # binary_cnn has seed 2 on OCI_M only: its average uses the seeds present on every protocol
+    assert table.cells[("binary_cnn", AVERAGE, "HTER")].n == 2
+
+
+def test_best_per_column_respects_direction():
+    table = board()
+    assert table.cells[("rfmeta", "OCI_M", "HTER")].best and not table.cells[("binary_cnn", "OCI_M", "HTER")].best
+    assert table.cells[("rfmeta", "OCI_M", "AUC")].best and not table.cells[("binary_cnn", "OCI_M", "AUC")].best
+
+
+def test_order_and_filters():
+    assert board(order=["rfmeta"]).learners == ["rfmeta", "binary_cnn"]
+    assert board().learners == ["binary_cnn", "rfmeta"]
+    assert board(learners=["rfmeta"]).learners == ["rfmeta"]
+    assert board(protocols=["ICM_O"]).columns == ["ICM_O"]
+
+
+@pytest.mark.parametrize(
+    "attribute, value, option",
+    [
+        ("suite", "real", "--suite"),
+        ("threshold_policy", "source_val", "--threshold-policy"),
+        ("selection", "oracle", "--selection"),
+        ("level", "frame", "--level"),
+    ],
+)
+def test_refuses_to_mix(attribute, value, option):
+    mixed = rows()
+    mixed[0] = replace(mixed[0], **{attribute: value})
+    with pytest.raises(FasbenchError, match=f"must not mix them: choose one with {option}"):
+        build_leaderboard(mixed, metrics=["HTER"])
+
+
+def test_errors_for_missing_and_non_finite_metrics():
+    with pytest.raises(FasbenchError, match="no finished runs"):
+        build_leaderboard([], metrics=["HTER"])
+    with pytest.raises(FasbenchError, match="has no metric 'ACER'"):
+        build_leaderboard(rows(), metrics=["ACER"])
+    bad = rows()
+    bad[0] = replace(bad[0], metrics={"HTER": float("nan"), "AUC": 0.5})
+    with pytest.raises(FasbenchError, match="non-finite HTER"):
+        build_leaderboard(bad, metrics=["HTER"])
+
+
+def test_oracle_selection_is_marked_in_the_caption():
+    oracle = [replace(r, selection="oracle") for r in rows()]
+    caption = build_leaderboard(oracle, metrics=["HTER"]).caption
+    assert "oracle (checkpoint chosen on the target domain; not a domain-generalization result)" in caption
+
+
+def rendered(fmt):
+    output = render(board(order=["rfmeta"]), fmt)
+    if fmt == "rich":
+        console = Console(width=200, record=True, file=open("/dev/null", "w"), color_system=None)
+        console.print(output)
+        return console.export_text()
+    return output
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_formats_match_golden_files(fmt, request):
+    golden = DATA / "golden" / f"leaderboard.{fmt}.txt"
+    text = rendered(fmt)
+    if request.config.getoption("--update-golden", default=False):
+        golden.write_text(text)
+    assert text == golden.read_text()
