@@ -186,6 +186,12 @@ class Learner(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
 
+    def optimizers(self) -> list[Any]:
+        """The torch optimisers of the outer update. Under data parallelism the runner averages their
+        parameters' gradients across ranks before each ``step``; a learner returning none cannot run
+        data-parallel."""
+        return []
+
     def fit(self, batches: Iterator[Sequence[DomainBatch]], budget: int, callbacks: Sequence[Callback] = ()) -> None:
         """Run ``update`` until ``self.step == budget``, calling each callback with (step, logs) after a step."""
         while self.step < budget:

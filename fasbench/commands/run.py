@@ -116,9 +116,12 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
 
 
 def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]]) -> list[dict]:
+    from fasbench import distributed
     from fasbench.results.store import ResultsStore
     from fasbench.runs.execute import execute
 
+    if configs and distributed.init_from_environment(configs[0]["device"]):
+        err().print(f"data-parallel: rank {distributed.rank()} of {distributed.world_size()}", highlight=False)
     store = ResultsStore(Path(args.out) / "results.sqlite")
     registries = get_registries()
     records = []
@@ -163,8 +166,17 @@ def run_one(args: argparse.Namespace) -> int:
     spec = load_spec(args.registry)
     configs = _matrix(args, spec, [args.learner], [args.protocol])
     records = _execute_all(args, spec, configs)
-    _summary(spec, records)
+    _finish(spec, records)
     return 0
+
+
+def _finish(spec: BenchmarkSpec, records: list[dict]) -> None:
+    """Print the result table (rank 0 only) and leave the process group."""
+    from fasbench import distributed
+
+    if distributed.is_main() and records:
+        _summary(spec, records)
+    distributed.destroy()
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -186,7 +198,5 @@ def run_bench(args: argparse.Namespace) -> int:
         args.seeds = list(spec.leaderboard["seeds"])
     configs = _matrix(args, spec, learners, protocols)[index::count]
     err().print(f"shard {index}/{count}: {len(configs)} runs", highlight=False)
-    records = _execute_all(args, spec, configs)
-    if records:
-        _summary(spec, records)
+    _finish(spec, _execute_all(args, spec, configs))
     return 0

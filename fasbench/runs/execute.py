@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fasbench import atomic
+from fasbench import atomic, distributed
 from fasbench.console import err, get_logger
 from fasbench.errors import FasbenchError, TrainingError
 from fasbench.registry import Registries
@@ -100,13 +100,15 @@ class Run:
     def execute(self, store: ResultsStore | None) -> dict[str, Any]:
         """Train (or resume), evaluate and record; returns the run record. A finished run is only re-read."""
         record_file = self.dir / "record.json"
-        if (self.dir / "done").exists():
+        if (self.dir / "done").exists() and distributed.world_size() == 1:
             record = json.loads(record_file.read_text())
             if store is not None:
                 store.put(rows_from_record(record, str(self.dir)))
             return {**record, "skipped": True}
-        self._prepare_directory()
-        handler = logging.FileHandler(self.dir / "log.txt")
+        if distributed.is_main():
+            self._prepare_directory()
+        distributed.barrier()
+        handler = logging.FileHandler(self.dir / f"log{'' if distributed.is_main() else distributed.rank()}.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("fasbench").addHandler(handler)
         try:
@@ -114,7 +116,7 @@ class Run:
         finally:
             logging.getLogger("fasbench").removeHandler(handler)
             handler.close()
-        if store is not None:
+        if store is not None and distributed.is_main():
             store.put(rows_from_record(record, str(self.dir)))
         return record
 
@@ -125,8 +127,13 @@ class Run:
         device = torch.device(config["device"])
         if device.type == "cuda" and not torch.cuda.is_available():
             raise FasbenchError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-        caches = open_domains(config, self.registries, self.cache_dir, self.progress)
-        atomic.write_json(self.dir / "environment.json", describe_environment(device.type, self.registries))
+        if distributed.is_main():
+            caches = open_domains(config, self.registries, self.cache_dir, self.progress)
+            environment = describe_environment(device.type, self.registries)
+            atomic.write_json(self.dir / "environment.json", {**environment, "world_size": distributed.world_size()})
+        distributed.barrier()
+        if not distributed.is_main():
+            caches = open_domains(config, self.registries, self.cache_dir, progress=False)
         learner = self.registries.build(
             "learners",
             {"type": config["learner"], "backbone": config["backbone"], "hparams": config["hparams"]},
@@ -142,9 +149,13 @@ class Run:
             learner.load_state_dict(checkpoint["learner"])
             trackers, train_seconds = checkpoint["trackers"], checkpoint["train_seconds"]
             log.info("resuming %s from step %d", self.dir, learner.step)
-        _truncate_evals(self.dir / "evals.jsonl", learner.step)
+        if distributed.world_size() > 1:
+            _average_gradients_before_steps(learner)
+        if distributed.is_main():
+            _truncate_evals(self.dir / "evals.jsonl", learner.step)
         self._loop(learner, caches, trackers, train_seconds, checkpoint_file)
-        return self._record(learner)
+        distributed.barrier()
+        return self._record(learner) if distributed.is_main() else {"run_id": self.id, "rank": distributed.rank()}
 
     def _loop(self, learner: Any, caches: Mapping, trackers: dict, train_seconds: float, checkpoint_file: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -163,12 +174,13 @@ class Run:
             device=config["device"],
             start_step=learner.step,
         )
-        writer = SummaryWriter(str(self.dir / "tensorboard"), purge_step=learner.step or None)
-        bar = _progress_bar(self.progress, budget, learner.step, self.dir.name)
+        main = distributed.is_main()
+        writer = SummaryWriter(str(self.dir / "tensorboard"), purge_step=learner.step or None) if main else None
+        bar = _progress_bar(self.progress and main, budget, learner.step, self.dir.name)
         started = time.monotonic()
         try:
             while learner.step < budget:
-                logs = learner.update(next(stream))
+                logs = learner.update(distributed.shard_batches(next(stream)))
                 learner.step += 1
                 step = learner.step
                 if step % config["log_every"] == 0 or step == budget:
@@ -181,21 +193,25 @@ class Run:
                             "(--cfg-options hparams.lr=...) and run again"
                         )
                     for name, value in values.items():
-                        writer.add_scalar(f"train/{name}", value, step)
+                        if writer is not None:
+                            writer.add_scalar(f"train/{name}", value, step)
                     bar.update(step, values.get("loss", next(iter(values.values()), float("nan"))))
+                if not main:
+                    continue
                 if step % config["eval_every"] == 0 or step == budget:
                     self._evaluate(learner, caches, trackers, writer)
                 if step % config["checkpoint_every"] == 0 or step == budget:
                     elapsed = train_seconds + time.monotonic() - started
                     _save_checkpoint(checkpoint_file, learner, trackers, elapsed)
         except KeyboardInterrupt:
-            if learner.step % config["checkpoint_every"]:
+            if main and learner.step % config["checkpoint_every"]:
                 _save_checkpoint(checkpoint_file, learner, trackers, train_seconds + time.monotonic() - started)
             err().print(f"[yellow]interrupted at step {learner.step}; rerun the same command to resume[/]")
             raise
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
 
     def _evaluate(self, learner: Any, caches: Mapping, trackers: dict, writer: Any) -> None:
         config, data = self.config, self.config["data"]
@@ -242,6 +258,16 @@ class Run:
         atomic.write_json(self.dir / "record.json", record)
         atomic.write_text(self.dir / "done", f"{self.id}\n")
         return record
+
+
+def _average_gradients_before_steps(learner: Any) -> None:
+    """Make every outer optimiser step see gradients averaged over the data-parallel ranks."""
+    optimizers = learner.optimizers()
+    if not optimizers:
+        raise FasbenchError(f"learner {type(learner).__name__} exposes no optimizers(); it cannot run data-parallel")
+    for optimizer in optimizers:
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.register_step_pre_hook(lambda *_, params=parameters: distributed.average_gradients(params))
 
 
 class _progress_bar:  # noqa: N801 - used like a function
