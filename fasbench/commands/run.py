@@ -152,7 +152,7 @@ def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
         for row in rows_from_record(record, "")
         if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
     ]
-    metrics = [m for m in ("HTER", "AUC", "TPR@FPR=1%", "ACER") if all(m in r.metrics for r in rows)]
+    metrics = [m for m in ("HTER", "AUC", "TPR_at_FPR:1%", "ACER") if all(m in r.metrics for r in rows)]
     out().print(to_rich(build_leaderboard(rows, metrics=metrics, higher_is_better=_higher_is_better(metrics))))
 
 

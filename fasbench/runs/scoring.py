@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fasbench.evaluation import ScoreTable, evaluate, read_scores, write_scores
+from fasbench.evaluation.table import COLUMNS
 
 SELECTION_RULES = {
     # rule: (score set, metric, lower is better) -- at video level, threshold at that set's own EER
@@ -47,9 +48,7 @@ def score_domain(learner: Any, cache: Any, splits: Sequence[str], data: Mapping[
 
 
 def concat_tables(tables: Sequence[ScoreTable]) -> ScoreTable:
-    return ScoreTable(
-        **{name: np.concatenate([getattr(t, name) for t in tables]) for name in ScoreTable.__dataclass_fields__}
-    )
+    return ScoreTable(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in COLUMNS})
 
 
 def selection_value(evaluation: Mapping[str, Any], rule: str) -> float:
