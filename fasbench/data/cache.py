@@ -1,0 +1,234 @@
+"""The frame cache: one HDF5 file per prepared domain, and its reader ``DomainCache``.
+
+Layout of ``<cache_dir>/<dataset>-<hash12>.h5`` (``hash12`` = hash of the dataset name and its given options):
+
+- ``images``  uint8 N x S x S x 3, RGB face crops, one chunk per frame (optionally compressed)
+- ``depths``  uint8 N x d x d, pseudo-depth (255 = nearest; all zero for spoofs)
+- ``frames/video`` int32 N (row of the video table), ``frames/index`` int64 N (frame index in the source video)
+- ``videos/*`` one row per video: video_id, label, attack_type, subject, split, path, meta (JSON), start, count
+- attributes: ``format``, ``format_version``, ``manifest`` (JSON: how it was made, content hash), ``complete``
+
+A cache file only ever appears under its final name by an atomic rename after it was fully written, and the
+reader refuses any file whose format, version or completion marker is wrong: a stale or partial file is
+never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fasbench.errors import MissingDataError
+from fasbench.interfaces import LIVE, SPLITS
+
+FORMAT = "fasbench-frame-cache"
+FORMAT_VERSION = 1
+CACHE_ENV = "FASBENCH_CACHE"
+DEFAULT_CROP_SIZE = 256
+DEFAULT_DEPTH_SIZE = 32
+VIDEO_COLUMNS = ("video_id", "label", "attack_type", "subject", "split", "path", "meta", "start", "count")
+
+
+class StaleCacheError(MissingDataError):
+    """A file at a cache path that is not a complete cache of the current format (or was made differently)."""
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces) for hashing options and manifests."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (tuples become lists, unknown objects their ``str``), for manifests."""
+    return json.loads(canonical_json(value))
+
+
+def default_cache_dir() -> Path:
+    """``$FASBENCH_CACHE``, else ``~/.cache/fasbench``."""
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/fasbench").expanduser()
+
+
+def options_key(dataset_name: str, options: Mapping[str, Any]) -> str:
+    """12 hex digits naming (dataset, given options): the same options always find the same file."""
+    return hashlib.sha256(canonical_json({"dataset": dataset_name, "options": dict(options)}).encode()).hexdigest()[:12]
+
+
+def cache_path(cache_dir: str | os.PathLike | None, dataset_name: str, options: Mapping[str, Any]) -> Path:
+    """Where the cache of ``dataset_name`` prepared with ``options`` lives: ``<cache_dir>/<dataset>-<hash12>.h5``."""
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    safe_name = re.sub(r"[^A-Za-z0-9_\-]", "_", dataset_name)
+    return directory / f"{safe_name}-{options_key(dataset_name, options)}.h5"
+
+
+def dataset_name_of(path: Path) -> str:
+    """The dataset name a cache file name starts with (for "run `fasbench prepare NAME`" messages)."""
+    stem = path.name.removesuffix(".h5")
+    return stem.rsplit("-", 1)[0] if "-" in stem else stem
+
+
+@dataclass(frozen=True)
+class CachedVideo:
+    """One row of a cache's video table: the record as prepared, and where its frames are."""
+
+    video_id: str
+    label: int
+    attack_type: str
+    subject: str
+    split: str
+    path: str | None
+    meta: Mapping[str, str]
+    start: int  # first frame row
+    count: int  # number of frames
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a complete cache file; ``StaleCacheError`` for anything else."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as file:
+            _check_attributes(path, file.attrs)
+            return json.loads(file.attrs["manifest"])
+    except OSError as error:
+        raise StaleCacheError(f"{path} is not a readable HDF5 file ({error})") from error
+
+
+def _check_attributes(path: Path, attrs: Any) -> None:
+    if attrs.get("format") != FORMAT:
+        raise StaleCacheError(f"{path} is not a fasbench frame cache (no {FORMAT!r} format marker)")
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise StaleCacheError(
+            f"{path} has cache format version {attrs.get('format_version')}, this fasbench reads {FORMAT_VERSION}"
+        )
+    if not attrs.get("complete", False) or "manifest" not in attrs:
+        raise StaleCacheError(f"{path} is an incomplete frame cache")
+
+
+def _strings(dataset: Any) -> list[str]:
+    return [str(value) for value in dataset.asstr()[()]]
+
+
+class DomainCache:
+    """Read access to one prepared domain: the video table and per-frame columns in memory, pixels on demand.
+
+    The HDF5 file is opened lazily, once per process (so a cache object can be pickled into DataLoader
+    workers); per-frame arrays are numpy arrays of length ``len(cache)``.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.exists():
+            name = dataset_name_of(self.path)
+            raise MissingDataError(
+                f"no prepared frame cache at {self.path}: run `fasbench prepare {name}` "
+                "(with the same --option values and --cache-dir) first"
+            )
+        try:
+            with h5py.File(self.path, "r") as file:
+                _check_attributes(self.path, file.attrs)
+                self.manifest: dict[str, Any] = json.loads(file.attrs["manifest"])
+                videos = file["videos"]
+                ids, attacks = _strings(videos["video_id"]), _strings(videos["attack_type"])
+                subjects, splits = _strings(videos["subject"]), _strings(videos["split"])
+                paths, metas = _strings(videos["path"]), _strings(videos["meta"])
+                labels, starts, counts = (videos[name][()].astype(np.int64) for name in ("label", "start", "count"))
+                self.frame_video = file["frames/video"][()].astype(np.int64)
+                self.frame_indices = file["frames/index"][()].astype(np.int64)
+                self.image_shape = tuple(int(n) for n in file["images"].shape[1:])
+                self.depth_shape = tuple(int(n) for n in file["depths"].shape[1:])
+                frame_count = int(file["images"].shape[0])
+        except OSError as error:
+            raise StaleCacheError(
+                f"{self.path} cannot be read as a frame cache ({error}); "
+                f"delete it or run `fasbench prepare {dataset_name_of(self.path)} --force`"
+            ) from error
+        columns = (ids, labels.tolist(), attacks, subjects, splits, paths, metas, starts.tolist(), counts.tolist())
+        if len({len(column) for column in columns}) != 1:
+            raise StaleCacheError(f"{self.path}: the columns of its video table differ in length")
+        self.records = tuple(
+            CachedVideo(video, label, attack, subject, split, path or None, json.loads(meta), start, count)
+            for video, label, attack, subject, split, path, meta, start, count in zip(*columns, strict=True)
+        )
+        if int(counts.sum()) != frame_count or len(self.frame_video) != frame_count:
+            raise StaleCacheError(f"{self.path}: the video table does not match the {frame_count} frames stored")
+        self.labels = labels[self.frame_video]
+        self.video_ids = np.asarray(ids, dtype=str)[self.frame_video]
+        self.attack_types = np.asarray(attacks, dtype=str)[self.frame_video]
+        self.splits = np.asarray(splits, dtype=str)[self.frame_video]
+        self._file: Any = None
+        self._pid: int | None = None
+
+    # -- table -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frame_video)
+
+    def __repr__(self) -> str:
+        live = int((self.labels == LIVE).sum())
+        return f"DomainCache({str(self.path)!r}, {len(self.records)} videos, {len(self)} frames, {live} live)"
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("dataset", dataset_name_of(self.path)))
+
+    def frames_of(self, splits: str | Iterable[str]) -> np.ndarray:
+        """Row indices (ascending) of the frames in ``splits`` (one split name or several)."""
+        wanted = (splits,) if isinstance(splits, str) else tuple(splits)
+        unknown = sorted(set(wanted) - set(SPLITS))
+        if unknown:
+            raise MissingDataError(f"unknown split {', '.join(map(repr, unknown))}; splits are {', '.join(SPLITS)}")
+        return np.flatnonzero(np.isin(self.splits, wanted))
+
+    # -- pixels ------------------------------------------------------------------------------------
+    def _handle(self) -> Any:
+        import h5py
+
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        """Close this process's file handle (it is reopened on the next read)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = self._pid = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_file"] = state["_pid"] = None
+        return state
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (n x S x S x 3) and depths (n x d x d) of the frames at ``indices``, in that order.
+
+        Frames are read one chunk at a time in ascending file order (h5py's fancy indexing is far slower).
+        """
+        rows = np.asarray(indices, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"frame index out of range for {self.path} with {len(self)} frames")
+        file = self._handle()
+        images_dataset, depths_dataset = file["images"], file["depths"]
+        images = np.empty((len(rows), *self.image_shape), np.uint8)
+        depths = np.empty((len(rows), *self.depth_shape), np.uint8)
+        for position in np.argsort(rows, kind="stable"):
+            row = int(rows[position])
+            images[position] = images_dataset[row]
+            depths[position] = depths_dataset[row]
+        return images, depths
+
+
+def open_cache(path: str | os.PathLike) -> DomainCache:
+    """Open a prepared domain; ``MissingDataError`` ("run `fasbench prepare NAME`") when it is missing,
+    ``StaleCacheError`` for a partial, foreign or outdated file."""
+    return DomainCache(path)

@@ -1,0 +1,198 @@
+"""The two streams a run reads: balanced training steps over source domains, and evaluation batches.
+
+Both are torch DataLoaders over *steps* (or chunks), not frames: a worker reads a whole step's frames
+from the cache (ascending file order) and hands over uint8 tensors. On a CPU device the transforms run
+in the workers too (so they parallelise); on a GPU the uint8 batch is pinned, copied and transformed
+on the device. The content of a step depends only on (seed, step), never on the number of workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from fasbench.data.cache import DomainCache
+from fasbench.data.samplers import BalancedSampler, evaluation_rows
+from fasbench.data.transforms import Augmentation, to_depth_target, to_network_input
+from fasbench.errors import MissingDataError
+from fasbench.interfaces import DomainBatch, InputSpec
+
+AUGMENT_STREAM = 0xA06  # keeps augmentation draws apart from the samplers' seeds
+DEFAULT_INPUT = InputSpec()
+
+
+class _Steps:
+    """An endless sampler of step numbers from ``start``."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.count(self.start)
+
+
+class _TrainSteps:
+    """Map-style dataset: step number -> per domain (images, depths, labels, augmentation)."""
+
+    def __init__(
+        self, caches: Sequence[DomainCache], sampler: BalancedSampler, spec: InputSpec, augment_seed: int | None,
+        transform: bool,
+    ) -> None:  # fmt: skip
+        self.caches, self.sampler, self.spec = list(caches), sampler, spec
+        self.augment_seed, self.transform = augment_seed, transform
+
+    def __getitem__(self, step: int) -> list[tuple[Any, ...]]:
+        import torch
+
+        out = []
+        for domain, (cache, rows) in enumerate(zip(self.caches, self.sampler.rows(step), strict=True)):
+            images, depths = cache.read(rows)
+            augmentation = None
+            if self.augment_seed is not None:
+                generator = np.random.default_rng([self.augment_seed, AUGMENT_STREAM, step, domain])
+                augmentation = Augmentation.draw(generator, len(rows))
+            images, depths = torch.from_numpy(images), torch.from_numpy(depths)
+            if self.transform:
+                images = to_network_input(images, self.spec, augmentation)
+                depths = to_depth_target(depths, self.spec.depth_size, augmentation)
+            labels = torch.from_numpy(cache.labels[rows].astype(np.float32))
+            out.append((images, depths, labels, augmentation))
+        return out
+
+
+class _EvalChunks:
+    """Map-style dataset: chunk number -> (images, rows) of a fixed list of row chunks."""
+
+    def __init__(self, cache: DomainCache, chunks: list[np.ndarray], spec: InputSpec, transform: bool) -> None:
+        self.cache, self.chunks, self.spec, self.transform = cache, chunks, spec, transform
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        import torch
+
+        rows = self.chunks[index]
+        images = torch.from_numpy(self.cache.read(rows)[0])
+        return (to_network_input(images, self.spec) if self.transform else images), rows
+
+
+def _is_cpu(device: Any) -> bool:
+    import torch
+
+    return torch.device(device).type == "cpu"
+
+
+def _loader(dataset: Any, sampler: Any, workers: int, pin: bool, caches: Sequence[DomainCache]) -> Any:
+    from torch.utils.data import DataLoader
+
+    if workers > 0:
+        for cache in caches:
+            cache.close()  # each worker opens its own handle; none is inherited open
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def training_loader(
+    caches: Sequence[DomainCache],
+    split: str = "train",
+    k: int = 10,
+    input_spec: InputSpec = DEFAULT_INPUT,
+    seed: int = 0,
+    workers: int = 0,
+    augment: bool = False,
+    transform: bool = True,
+    start_step: int = 0,
+    pin_memory: bool = False,
+) -> Any:
+    """The DataLoader behind ``domain_batches``: per step, per domain (images, depths, labels, augmentation).
+
+    With ``transform`` the images come as network input (float, ``input_spec``); without, as the cached
+    uint8 B x S x S x 3 crops and uint8 depth maps, for a device to transform (``to_network_input``).
+    """
+    sampler = BalancedSampler(caches, split, k, seed)
+    steps = _TrainSteps(caches, sampler, input_spec, seed if augment else None, transform=transform)
+    return _loader(steps, _Steps(start_step), workers, pin=pin_memory, caches=caches)
+
+
+def domain_batches(
+    caches: Sequence[DomainCache],
+    split: str = "train",
+    k: int = 10,
+    input_spec: InputSpec = DEFAULT_INPUT,
+    seed: int = 0,
+    workers: int = 0,
+    augment: bool = False,
+    device: Any = "cpu",
+    start_step: int = 0,
+) -> Iterator[list[DomainBatch]]:
+    """Endless training steps: per step one ``DomainBatch`` per cache with k live then k spoof frames.
+
+    Images are float B x channels x size x size in [0, 1], depths float B x 1 x d x d in [0, 1], labels
+    float (1 = live), all on ``device``. ``start_step`` resumes the stream exactly where step
+    ``start_step`` of an uninterrupted stream would be.
+    """
+    import torch
+
+    on_cpu = _is_cpu(device)
+    loader = training_loader(
+        caches, split, k, input_spec, seed, workers, augment, transform=on_cpu, start_step=start_step,
+        pin_memory=not on_cpu and torch.cuda.is_available(),
+    )  # fmt: skip
+    for step in loader:
+        batches = []
+        for domain, (images, depths, labels, augmentation) in enumerate(step):
+            if not on_cpu:
+                images = to_network_input(images.to(device, non_blocking=True), input_spec, augmentation)
+                depths = to_depth_target(depths.to(device, non_blocking=True), input_spec.depth_size, augmentation)
+                labels = labels.to(device, non_blocking=True)
+            batches.append(DomainBatch(images, depths, labels, domain))
+        yield batches
+
+
+def eval_batches(
+    cache: DomainCache,
+    splits: Sequence[str] = ("test",),
+    input_spec: InputSpec = DEFAULT_INPUT,
+    batch_size: int = 256,
+    workers: int = 0,
+    frames_per_video: int | None = None,
+    device: Any = "cpu",
+) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
+    """Every frame of ``splits`` exactly once, in cache order: (images on ``device``, metadata arrays).
+
+    The metadata dict holds numpy arrays ``label``, ``video_id``, ``frame_index`` and ``attack_type``.
+    ``frames_per_video`` keeps that many evenly spaced frames of each video instead of all of them.
+    """
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    rows = evaluation_rows(cache, splits, frames_per_video)
+    if len(rows) == 0:
+        raise MissingDataError(f"{cache.path} has no frames in split {' or '.join(splits)} to evaluate on")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    on_cpu = _is_cpu(device)
+    chunks = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+    dataset = _EvalChunks(cache, chunks, input_spec, transform=on_cpu)
+    loader = _loader(dataset, range(len(chunks)), workers, pin=False, caches=[cache])
+    for images, chunk in loader:
+        if not on_cpu:
+            images = to_network_input(images.to(device, non_blocking=True), input_spec)
+        chunk = np.asarray(chunk)
+        yield (
+            images,
+            {
+                "label": cache.labels[chunk],
+                "video_id": cache.video_ids[chunk],
+                "frame_index": cache.frame_indices[chunk],
+                "attack_type": cache.attack_types[chunk],
+            },
+        )
