@@ -1,0 +1,80 @@
+"""Step time of every baseline learner (and rfmeta) relative to ``binary_cnn``, same backbone and batch.
+
+Each learner takes ``--warmup`` untimed steps, then ``--steps`` timed ones on fixed random batches (k live
++ k spoof per source domain); the table gives the median ms per step and the ratio to binary_cnn.
+On a GPU the timings synchronise the device around each step.
+Run: ``python benchmarks/bench_learners.py [--device cuda] [--width 1.0] [--input-size 256] [--k 10]``.
+The default is a CPU-sized configuration (width 0.25 at 64 px, the cpu_demo preset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from fasbench_plugins.baselines import LEARNERS
+from rich.table import Table
+
+from fasbench.console import out
+from fasbench.registry import get_registries
+from fasbench.testing import random_domain_batches
+
+
+def time_steps(name: str, args: argparse.Namespace) -> float:
+    """Median seconds per ``update`` of learner ``name``."""
+    backbone = {"type": "rfmeta_cnn", "width": args.width, "input_size": args.input_size}
+    learner = get_registries().build(
+        "learners",
+        {"type": name, "backbone": backbone, "hparams": {"batch_per_class": args.k}},
+        num_domains=args.domains,
+        device=args.device,
+        seed=0,
+    )
+    batches = [batch.to(args.device) for batch in random_domain_batches(learner, args.domains, args.k, seed=0)]
+    synchronise = torch.cuda.synchronize if args.device == "cuda" else lambda: None
+    times = []
+    for index in range(args.warmup + args.steps):
+        synchronise()
+        start = time.perf_counter()
+        learner.update(batches)
+        synchronise()
+        if index >= args.warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--k", type=int, default=10, help="live (and spoof) frames per domain and step")
+    parser.add_argument("--domains", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [learner.name for learner in LEARNERS]
+    if "rfmeta" in get_registries().names("learners"):
+        names.append("rfmeta")
+    seconds = {name: time_steps(name, args) for name in names}
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    table = Table(
+        title=f"update() step time: rfmeta_cnn width {args.width} at {args.input_size} px, "
+        f"{args.domains} domains x {2 * args.k} frames, {device} (median of {args.steps})"
+    )
+    for column in ("learner", "ms / step", "x binary_cnn"):
+        table.add_column(column, justify="left" if column == "learner" else "right")
+    for name, value in seconds.items():
+        table.add_row(name, f"{1000 * value:.1f}", f"{value / seconds['binary_cnn']:.2f}")
+    out().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""What every baseline shares: the RF-Meta networks, input checks, one outer optimiser, scoring, checkpoints.
+
+Each baseline is built from the same backbone config and the same heads as ``rfmeta``
+(``fasbench_plugins.networks.build_heads``: depth estimator, then classifier), so with one seed every
+learner starts from identical backbone and classifier weights and table rows differ by method only.
+The score is ``sigmoid(classifier(backbone(x).features))``, as RF-Meta's. Seeding, RNG capture, the
+optimiser, bf16 autocast, the non-finite-loss guard and functional forwards come from ``fasbench.training``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from fasbench_plugins.networks import build_backbone, build_heads
+from torch import nn
+
+from fasbench.errors import FasbenchError
+from fasbench.interfaces import DomainBatch, InputSpec, Learner
+from fasbench.training import (
+    FiniteLossGuard,
+    autocast,
+    build_optimizer,
+    capture_rng_state,
+    require_choice,
+    require_flag,
+    require_number,
+    restore_rng_state,
+    seed_everything,
+    seeded_generator,
+    set_train_mode,
+)
+
+# Every baseline: k (the runner reads it), the classifier's BatchNorm momentum, precision and layout.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "batch_per_class": 10,  # k live + k spoof frames per source domain and step, as the RF-Meta reference
+    "classifier_bn_momentum": 0.1,  # PyTorch's default; only RF-Meta's meta learner uses the reference's 1
+    "amp": "none",
+    "channels_last": False,
+}
+# Learners with an ordinary outer optimiser use RF-Meta's (Adam, lr 1e-3, betas 0.9/0.999, no decay).
+OPTIMIZER_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "betas": [0.9, 0.999],
+    "momentum": 0.9,  # SGD only
+    "weight_decay": 0.0,
+}
+OPTIMIZER_SEARCH_SPACE: dict[str, tuple] = {"lr": ("log_uniform", 1e-4, 1e-2)}
+
+
+class BinaryNetwork(nn.Module):
+    """Backbone + classifier head as one module: ``images -> logit`` (what MLDG differentiates through)."""
+
+    def __init__(self, backbone: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images).features)
+
+
+def pool(batches: Sequence[DomainBatch]) -> DomainBatch:
+    """Several domains' batches as one batch (domain -1)."""
+    if len(batches) == 1:
+        return batches[0]
+    return DomainBatch(
+        torch.cat([b.images for b in batches]),
+        torch.cat([b.depths for b in batches]),
+        torch.cat([b.labels for b in batches]),
+        domain=-1,
+    )
+
+
+def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of one-logit outputs against float labels (1 = live), computed in fp32."""
+    return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+class BaselineLearner(Learner):
+    """A learner on the RF-Meta networks. Subclasses set ``name``, ``DEFAULTS``, ``uses_depth`` and ``update``.
+
+    Hooks: ``check_hparams`` (validate their own hyper-parameters), ``build_extra`` (more networks before
+    the optimiser is made), ``trainable`` (what the outer optimiser updates), ``build_optimizers``.
+    """
+
+    uses_depth: ClassVar[bool] = False
+    min_domains: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        *,
+        backbone: Mapping[str, Any],
+        num_domains: int,
+        hparams: Mapping[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(hparams)
+        if isinstance(num_domains, bool) or not isinstance(num_domains, int) or num_domains < self.min_domains:
+            raise FasbenchError(f"{self.name} needs at least {self.min_domains} source domain(s), got {num_domains!r}")
+        self.num_domains = num_domains
+        self.device = torch.device(device)
+        self._check_common_hparams()
+        self.check_hparams()
+        seed_everything(seed)
+        self.backbone = build_backbone(backbone)
+        depth_head, self.classifier = build_heads(
+            self.backbone, classifier_bn_momentum=float(self.hparams["classifier_bn_momentum"])
+        )
+        self.depth_head = depth_head if self.uses_depth else None
+        self.binary_network = BinaryNetwork(self.backbone, self.classifier)
+        self.build_extra()
+        memory_format = torch.channels_last if self.hparams["channels_last"] else torch.preserve_format
+        for module in self.networks().values():
+            module.to(device=self.device, memory_format=memory_format)
+        self._optimizers = self.build_optimizers()
+        self.generator = seeded_generator(seed)
+        self._finite_guard = FiniteLossGuard()
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def check_hparams(self) -> None:
+        """Validate the learner's own hyper-parameters (raise FasbenchError naming the bad one)."""
+
+    def build_extra(self) -> None:
+        """Build networks beyond backbone, classifier and depth head (they must appear in ``networks``)."""
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network of the learner by name: what is moved to the device and checkpointed."""
+        found: dict[str, nn.Module] = {"backbone": self.backbone, "classifier": self.classifier}
+        if self.depth_head is not None:
+            found["depth_head"] = self.depth_head
+        return found
+
+    def trainable(self) -> list[nn.Parameter]:
+        """The parameters the outer optimiser updates: every network's by default."""
+        return [p for module in self.networks().values() for p in module.parameters()]
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name; the default is RF-Meta's outer optimiser over ``trainable()``."""
+        return {"outer": self.outer_optimizer(self.trainable())}
+
+    # -- shared pieces ----------------------------------------------------------------------------
+    def outer_optimizer(self, parameters: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+        """RF-Meta's outer optimiser as the hyper-parameters configure it (``optimizer``, ``lr``, ...)."""
+        hp = self.hparams
+        return build_optimizer(
+            parameters,
+            name=hp["optimizer"],
+            lr=hp["lr"],
+            betas=hp["betas"],
+            momentum=hp["momentum"],
+            weight_decay=hp["weight_decay"],
+        )
+
+    def _check_common_hparams(self) -> None:
+        hp = self.hparams
+        require_number("hparams.batch_per_class", hp["batch_per_class"], minimum=1, integer=True)
+        require_number("hparams.classifier_bn_momentum", hp["classifier_bn_momentum"])
+        require_choice("hparams.amp", hp["amp"], ("none", "bf16"))
+        require_flag("hparams.channels_last", hp["channels_last"])
+        if "optimizer" in self.DEFAULTS:
+            require_choice("hparams.optimizer", hp["optimizer"], ("adam", "sgd"))
+            for name in ("lr", "momentum", "weight_decay"):
+                require_number(f"hparams.{name}", hp[name])
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.backbone.input_spec
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return list(self._optimizers.values())
+
+    def autocast(self) -> Any:
+        return autocast(self.device, self.hparams["amp"])
+
+    def train_mode(self) -> None:
+        set_train_mode(self.networks().values(), True)
+
+    def observe(self, losses: Mapping[str, torch.Tensor]) -> None:
+        """Raise TrainingError naming the step and loss when a loss is not finite (no per-step sync on GPU)."""
+        self._finite_guard.observe(losses, self.step + 1)
+
+    def checked(self, domain_batches: Sequence[DomainBatch]) -> list[DomainBatch]:
+        """The batches on the learner's device, after checking their number and shapes."""
+        if len(domain_batches) != self.num_domains:
+            raise FasbenchError(
+                f"{self.name} was built for {self.num_domains} source domains but update() got "
+                f"{len(domain_batches)} batches"
+            )
+        return [self._checked(batch) for batch in domain_batches]
+
+    def _checked(self, batch: DomainBatch) -> DomainBatch:
+        spec = self.input_spec
+        want = (spec.channels, spec.size, spec.size)
+        if tuple(batch.images.shape[1:]) != want:
+            raise FasbenchError(
+                f"domain {batch.domain}: images are {tuple(batch.images.shape)}, the backbone wants B x "
+                f"{' x '.join(map(str, want))} ({spec.color} at {spec.size} px)"
+            )
+        if tuple(batch.depths.shape[1:]) != (1, spec.depth_size, spec.depth_size):
+            raise FasbenchError(
+                f"domain {batch.domain}: depth maps are {tuple(batch.depths.shape)}, the backbone wants B x 1 x "
+                f"{spec.depth_size} x {spec.depth_size}"
+            )
+        if tuple(batch.labels.shape) != tuple(batch.images.shape[:1]):
+            raise FasbenchError(
+                f"domain {batch.domain}: {len(batch.images)} images but labels of shape {tuple(batch.labels.shape)}"
+            )
+        return DomainBatch(
+            self._images(batch.images),
+            batch.depths.to(self.device, non_blocking=True),
+            batch.labels.to(self.device, non_blocking=True),
+            batch.domain,
+        )
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.hparams["channels_last"]:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    # -- scoring and checkpoints -------------------------------------------------------------------
+    @torch.no_grad()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        set_train_mode(self.networks().values(), False)
+        with self.autocast():
+            logits = self.binary_network(self._images(images))
+        return torch.sigmoid(logits.float())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {name: module.state_dict() for name, module in self.networks().items()},
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self._optimizers.items()},
+            "rng": capture_rng_state({"learner": self.generator}),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = sorted({"networks", "optimizers", "rng", "step"} - set(state))
+        if missing:
+            raise FasbenchError(f"not a {self.name} checkpoint: it lacks {', '.join(missing)}")
+        for kind, ours in (("networks", self.networks()), ("optimizers", self._optimizers)):
+            if set(state[kind]) != set(ours):
+                raise FasbenchError(
+                    f"not a {self.name} checkpoint: its {kind} are {sorted(state[kind])}, expected {sorted(ours)}"
+                )
+            for name, value in ours.items():
+                value.load_state_dict(state[kind][name])
+        restore_rng_state(state["rng"], {"learner": self.generator})
+        self.step = int(state["step"])

@@ -1,0 +1,190 @@
+"""The five baseline learners on a tiny RF-Meta network (32 px, width 1/16): contract, updates, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fasbench_plugins.baselines import LEARNERS, MLDG, MetaReg, Reptile
+from fasbench_plugins.baselines.base import bce, pool
+from fasbench_plugins.baselines.meta_steps import mldg_objective
+
+from fasbench.errors import FasbenchError
+from fasbench.registry import get_registries
+from fasbench.testing import check_learner, random_domain_batches
+from fasbench.training import functional_forward
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks run fastest on one thread, and two spinning threads stall on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = {"type": "rfmeta_cnn", "width": 0.0625, "input_size": 32}
+NAMES = [learner.name for learner in LEARNERS]
+
+
+def build(name: str, num_domains: int = 3, seed: int = 0, **hparams):
+    return get_registries().build(
+        "learners",
+        {"type": name, "backbone": TINY, "hparams": {"batch_per_class": 2, **hparams}},
+        num_domains=num_domains,
+        device="cpu",
+        seed=seed,
+    )
+
+
+def weights(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(first: list[torch.Tensor], second: list[torch.Tensor]) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_learner_passes_the_contract_checks(name: str) -> None:
+    """Finite logs, scores in [0, 1], weights change, bit-exact resume (fasbench.testing.check_learner)."""
+    check_learner(lambda: build(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_learner_starts_from_the_same_networks(name: str) -> None:
+    reference = build("binary_cnn")
+    learner = build(name)
+    assert same(weights(learner.backbone), weights(reference.backbone))
+    assert same(weights(learner.classifier), weights(reference.classifier))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_update_checks_its_batches(name: str) -> None:
+    learner = build(name)
+    batches = random_domain_batches(learner, 3, 2, seed=0)
+    with pytest.raises(FasbenchError, match="3 source domains but update\\(\\) got 2"):
+        learner.update(batches[:2])
+    batches[1].images = batches[1].images[:, :, :16, :16]
+    with pytest.raises(FasbenchError, match="domain 1: images are"):
+        learner.update(batches)
+
+
+def test_unknown_or_bad_hyper_parameters_are_refused() -> None:
+    with pytest.raises(FasbenchError, match="has no hyper-parameter 'alpha'"):
+        build("reptile", alpha=1.0)
+    with pytest.raises(FasbenchError, match="meta_test_domains=3 leaves no meta-train domain"):
+        build("mldg", meta_test_domains=3)
+    with pytest.raises(FasbenchError, match="inner_steps must be an integer >= 1"):
+        build("reptile", inner_steps=0)
+    with pytest.raises(FasbenchError, match="metareg needs at least 2 source domain"):
+        build("metareg", num_domains=1)
+
+
+def test_mldg_update_equals_the_objective_on_its_drawn_split() -> None:
+    """One learner step = one Adam step on F(meta-train) + beta G(meta-test) with the split it drew."""
+    learner = build("mldg", alpha=0.5, beta=2.0)
+    twin = build("mldg", alpha=0.5, beta=2.0)
+    batches = random_domain_batches(learner, 3, 2, seed=4)
+    split = MLDG.draw_split(twin)  # the twin's generator draws what the learner will draw
+    learner.update(batches)
+
+    def loss_on(indices, buffers):
+        pooled = pool([batches[i] for i in indices])
+        return lambda params: bce(
+            functional_forward(twin.binary_network, params, pooled.images, buffers=buffers), pooled.labels
+        )
+
+    twin.train_mode()
+    params = dict(twin.binary_network.named_parameters())
+    objective, _, _ = mldg_objective(
+        params, loss_on(split[0], "shared"), loss_on(split[1], "clone"), alpha=0.5, beta=2.0
+    )
+    objective.backward()
+    gradient_norm = torch.stack([p.grad.norm() for p in params.values()]).norm()
+    assert gradient_norm > 0
+    twin.optimizers()[0].step()
+    assert same(weights(learner.binary_network), weights(twin.binary_network))
+    assert same(list(learner.binary_network.buffers()), list(twin.binary_network.buffers()))
+
+
+def test_mldg_first_order_differs_from_second_order() -> None:
+    batches = random_domain_batches(build("mldg"), 3, 2, seed=1)
+    results = []
+    for first_order in (False, True):
+        learner = build("mldg", alpha=0.5, first_order=first_order, optimizer="sgd", momentum=0.0, lr=0.1)
+        learner.update(batches)
+        results.append(weights(learner.binary_network))
+    assert not same(*results)
+
+
+def test_reptile_update_interpolates_towards_the_adapted_weights() -> None:
+    """theta_new = theta + eps (phi - theta) with phi from k plain SGD steps on the drawn domain alone."""
+    learner = build("reptile", inner_steps=2, inner_lr=0.05, outer_step_size=0.25)
+    twin = build("reptile", inner_steps=2, inner_lr=0.05, outer_step_size=0.25)
+    batches = random_domain_batches(learner, 3, 2, seed=2)
+    domain = Reptile.draw_domain(twin)
+    theta = weights(twin.binary_network)
+    learner.update(batches)
+
+    twin.train_mode()
+    sgd = torch.optim.SGD(twin.binary_network.parameters(), lr=0.05)
+    for _ in range(2):
+        sgd.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(
+            twin.binary_network(batches[domain].images), batches[domain].labels
+        ).backward()
+        sgd.step()
+    phi = weights(twin.binary_network)
+    for got, start, adapted in zip(weights(learner.binary_network), theta, phi, strict=True):
+        torch.testing.assert_close(got, start + 0.25 * (adapted - start), rtol=1e-5, atol=1e-6)
+
+
+def test_metareg_meta_gradient_is_nonzero_and_changes_the_final_head() -> None:
+    """Same seed, same data; the only difference is meta_lr 0 (phi frozen): the final head must differ."""
+    learned, frozen = build("metareg"), build("metareg", meta_lr=0.0)
+    phi_before = weights(learned.regulariser)
+    batches = random_domain_batches(learned, 3, 2, seed=3)
+    learned.update(batches)
+    frozen.update(batches)
+    gradients = [w.grad for w in learned.regulariser.weights]
+    assert any(g is not None and g.abs().max() > 0 for g in gradients), "phi received no meta-gradient"
+    assert not same(weights(learned.regulariser), phi_before)
+    assert same(weights(frozen.regulariser), phi_before)
+    assert same(weights(learned.backbone), weights(frozen.backbone)), "phi must not reach the feature network"
+    assert same(weights(learned.domain_heads), weights(frozen.domain_heads))
+    assert not same(weights(learned.classifier), weights(frozen.classifier)), "phi must shape the final head"
+    assert all((w >= 0).all() for w in learned.regulariser.weights)
+
+
+def test_metareg_regulariser_is_the_weighted_l1_of_the_final_head() -> None:
+    learner = build("metareg", reg_init=0.5)
+    head = dict(learner.classifier.named_parameters())
+    expected = 0.5 * sum(p.abs().sum() for p in head.values())
+    torch.testing.assert_close(learner.regulariser(head), expected)
+    assert isinstance(learner, MetaReg)
+
+
+def test_same_seed_same_parameters_after_three_steps() -> None:
+    for name in ("mldg", "reptile", "metareg"):
+        runs = []
+        for _ in range(2):
+            learner = build(name, seed=5)
+            for step in range(3):
+                learner.update(random_domain_batches(learner, 3, 2, seed=step))
+            runs.append(weights(learner.binary_network))
+        assert same(*runs), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_yaml_records_the_code_defaults(name: str) -> None:
+    """registry.yaml documents each baseline's defaults with their sources; it must not drift from DEFAULTS."""
+    from fasbench.spec import load_spec
+
+    entry = load_spec().learner(name)
+    learner_class = get_registries().get("learners", name).obj
+    assert entry.cite, f"registry.yaml learners.{name} needs a cite"
+    assert entry.backbone["type"] == "rfmeta_cnn"
+    assert entry.hparams, f"registry.yaml learners.{name} lists no hyper-parameters"
+    for key, value in entry.hparams.items():
+        assert learner_class.DEFAULTS[key] == value, f"learners.{name}.hparams.{key}"
