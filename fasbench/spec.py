@@ -100,7 +100,10 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "suite": ({"description", "domains"}, set()),
     "suite domain": ({"dataset", "options"}, {"dataset"}),
     "learner": ({"cite", "backbone", "hparams"}, set()),
-    "preset": ({"description", "budget", "eval_every", "backbone", "hparams", "data"}, {"description"}),
+    "preset": (
+        {"description", "budget", "eval_every", "checkpoint_every", "log_every", "backbone", "hparams", "data"},
+        {"description"},
+    ),
 }
 _TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard"}
 _DEFAULTS = {

@@ -48,7 +48,7 @@ def _store(out_dir: str):
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from fasbench.commands.run import _higher_is_better
+    from fasbench.commands.run import higher_is_better
     from fasbench.results.leaderboard import build_leaderboard
     from fasbench.results.render import render
 
@@ -73,7 +73,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         protocols=args.protocols or spec.leaderboard.get("protocols"),
         learners=args.learners,
         order=spec.leaderboard.get("learners", ()),
-        higher_is_better=_higher_is_better(metrics),
+        higher_is_better=higher_is_better(metrics),
     )
     table = render(board, args.format)
     if args.output:

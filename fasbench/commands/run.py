@@ -9,7 +9,7 @@ from typing import Any
 from mmengine.config import DictAction
 
 from fasbench.console import err, out, warn_broken
-from fasbench.errors import FasbenchError
+from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.registry import get_registries
 from fasbench.spec import BenchmarkSpec, load_spec
 
@@ -153,13 +153,19 @@ def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
         if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
     ]
     metrics = [m for m in ("HTER", "AUC", "TPR_at_FPR:1%", "ACER") if all(m in r.metrics for r in rows)]
-    out().print(to_rich(build_leaderboard(rows, metrics=metrics, higher_is_better=_higher_is_better(metrics))))
+    out().print(to_rich(build_leaderboard(rows, metrics=metrics, higher_is_better=higher_is_better(metrics))))
 
 
-def _higher_is_better(metrics: list[str]) -> dict[str, bool]:
+def higher_is_better(metrics: list[str]) -> dict[str, bool]:
+    """Each metric's direction from its plugin (``TPR_at_FPR:1%`` resolves to its family); unknown ones are left out."""
     registries = get_registries()
-    known = set(registries.names("metrics"))
-    return {m: registries.get("metrics", m).obj.higher_is_better for m in metrics if m in known}
+    directions = {}
+    for metric in metrics:
+        try:
+            directions[metric] = bool(registries.get("metrics", metric).obj.higher_is_better)
+        except UnknownNameError:
+            continue
+    return directions
 
 
 def run_one(args: argparse.Namespace) -> int:

@@ -7,10 +7,14 @@ functions of (seed, step), it reaches the same numbers as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import signal
+import threading
 import time
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +25,16 @@ from fasbench.errors import FasbenchError, TrainingError
 from fasbench.registry import Registries
 from fasbench.results.store import ResultsStore, rows_from_record
 from fasbench.runs import scoring
-from fasbench.runs.config import canonical, run_dir, run_id
+from fasbench.runs.config import run_dir, run_id
 from fasbench.runs.environment import describe_environment
 
 POLICIES = ("test_eer", "source_val", "fixed:0.5")
 LEVELS = ("video", "frame")
 log = get_logger("fasbench.run")
+# Per-step losses and periodic evaluations go to the run's log.txt only (the terminal has the progress bar).
+step_log = logging.getLogger("fasbench.run.steps")
+step_log.propagate = False
+step_log.setLevel(logging.INFO)
 
 
 def open_domains(config: Mapping[str, Any], registries: Registries, cache_dir: str | None, progress: bool) -> dict:
@@ -93,7 +101,8 @@ class Run:
     def _prepare_directory(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         config_file = self.dir / "config.json"
-        if config_file.exists() and canonical(json.loads(config_file.read_text())) != canonical(self.config):
+        stored = json.loads(config_file.read_text()) if config_file.exists() else None
+        if stored is not None and run_id({k: v for k, v in stored.items() if k != "run_id"}) != self.id:
             raise FasbenchError(f"{config_file} belongs to another configuration; remove {self.dir} or use --out")
         atomic.write_json(config_file, {**self.config, "run_id": self.id})
 
@@ -110,11 +119,14 @@ class Run:
         distributed.barrier()
         handler = logging.FileHandler(self.dir / f"log{'' if distributed.is_main() else distributed.rank()}.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("fasbench").addHandler(handler)
+        loggers = (logging.getLogger("fasbench"), step_log)
+        for logger in loggers:
+            logger.addHandler(handler)
         try:
             record = self._train_and_record()
         finally:
-            logging.getLogger("fasbench").removeHandler(handler)
+            for logger in loggers:
+                logger.removeHandler(handler)
             handler.close()
         if store is not None and distributed.is_main():
             store.put(rows_from_record(record, str(self.dir)))
@@ -149,6 +161,18 @@ class Run:
             learner.load_state_dict(checkpoint["learner"])
             trackers, train_seconds = checkpoint["trackers"], checkpoint["train_seconds"]
             log.info("resuming %s from step %d", self.dir, learner.step)
+        log.info(
+            "run %s: %s on %s (%s -> %s, suite %s, seed %d), %d steps on %s",
+            self.id,
+            config["learner"],
+            config["protocol"],
+            "+".join(config["sources"]),
+            config["target"],
+            config["suite"],
+            config["seed"],
+            config["budget"],
+            config["device"],
+        )
         if distributed.world_size() > 1:
             _average_gradients_before_steps(learner)
         if distributed.is_main():
@@ -179,39 +203,42 @@ class Run:
         bar = _progress_bar(self.progress and main, budget, learner.step, self.dir.name)
         started = time.monotonic()
         try:
-            while learner.step < budget:
-                logs = learner.update(distributed.shard_batches(next(stream)))
-                learner.step += 1
-                step = learner.step
-                if step % config["log_every"] == 0 or step == budget:
-                    values = {name: float(value) for name, value in logs.items()}
-                    bad = {n: v for n, v in values.items() if not math.isfinite(v)}
-                    if bad:
-                        raise TrainingError(
-                            f"non-finite {', '.join(f'{n}={v}' for n, v in bad.items())} at step {step} in "
-                            f"{self.dir}; the last checkpoint is kept. Lower the learning rate "
-                            "(--cfg-options hparams.lr=...) and run again"
-                        )
-                    for name, value in values.items():
-                        if writer is not None:
-                            writer.add_scalar(f"train/{name}", value, step)
-                    bar.update(step, values.get("loss", next(iter(values.values()), float("nan"))))
-                if not main:
-                    continue
-                if step % config["eval_every"] == 0 or step == budget:
-                    self._evaluate(learner, caches, trackers, writer)
-                if step % config["checkpoint_every"] == 0 or step == budget:
-                    elapsed = train_seconds + time.monotonic() - started
-                    _save_checkpoint(checkpoint_file, learner, trackers, elapsed)
-        except KeyboardInterrupt:
-            if main and learner.step % config["checkpoint_every"]:
-                _save_checkpoint(checkpoint_file, learner, trackers, train_seconds + time.monotonic() - started)
-            err().print(f"[yellow]interrupted at step {learner.step}; rerun the same command to resume[/]")
-            raise
+            with _interrupt_at_step_boundary() as interrupt:
+                while learner.step < budget:
+                    logs = learner.update(distributed.shard_batches(next(stream)))
+                    learner.step += 1
+                    step = learner.step
+                    if step % config["log_every"] == 0 or step == budget:
+                        self._log_step(step, logs, writer, bar)
+                    if main and (step % config["eval_every"] == 0 or step == budget):
+                        self._evaluate(learner, caches, trackers, writer)
+                    periodic = step % config["checkpoint_every"] == 0 or step == budget
+                    if main and (periodic or interrupt.requested):
+                        elapsed = train_seconds + time.monotonic() - started
+                        _save_checkpoint(checkpoint_file, learner, trackers, elapsed)
+                    if interrupt.requested:
+                        err().print(f"[yellow]interrupted at step {step}; rerun the same command to resume[/]")
+                        raise KeyboardInterrupt
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
+
+    def _log_step(self, step: int, logs: Mapping[str, Any], writer: Any, bar: _progress_bar) -> None:
+        """Check the losses are finite (one host sync per log step), log them, advance the bar."""
+        values = {name: float(value) for name, value in logs.items()}
+        bad = {n: v for n, v in values.items() if not math.isfinite(v)}
+        if bad:
+            raise TrainingError(
+                f"non-finite {', '.join(f'{n}={v}' for n, v in bad.items())} at step {step} in "
+                f"{self.dir}; the last checkpoint is kept. Lower the learning rate "
+                "(--cfg-options hparams.lr=...) and run again"
+            )
+        step_log.info("step %d: %s", step, " ".join(f"{n}={v:.6g}" for n, v in values.items()))
+        if writer is not None:
+            for name, value in values.items():
+                writer.add_scalar(f"train/{name}", value, step)
+        bar.update(step, values.get("loss", next(iter(values.values()), float("nan"))))
 
     def _evaluate(self, learner: Any, caches: Mapping, trackers: dict, writer: Any) -> None:
         config, data = self.config, self.config["data"]
@@ -225,17 +252,23 @@ class Run:
         }
         line = {"step": learner.step, **{part: result["metrics"] for part, result in summary.items()}}
         atomic.append_line(self.dir / "evals.jsonl", json.dumps(line, sort_keys=True))
+        step_log.info(
+            "step %d: evaluation %s",
+            learner.step,
+            " ".join(f"{part}.{n}={v:.4f}" for part in ("target", "source_val") for n, v in line[part].items()),
+        )
         for part in ("target", "source_val"):
             for name, value in line[part].items():
                 writer.add_scalar(f"{part}/{name}", value, learner.step)
+        run_attrs = {"run_id": self.id, **{key: config[key] for key in ("learner", "protocol", "suite", "seed")}}
         if learner.step == config["budget"]:
-            scoring.save_selection(self.dir, "last", target, source_val, learner.step)
+            scoring.save_selection(self.dir, "last", target, source_val, learner.step, run_attrs)
         for rule in scoring.SELECTION_RULES:
             value = scoring.selection_value(line, rule)
             best = trackers[rule]
             if scoring.is_better(rule, value, None if best is None else best["value"]):
                 trackers[rule] = {"value": value, "step": learner.step}
-                scoring.save_selection(self.dir, rule, target, source_val, learner.step)
+                scoring.save_selection(self.dir, rule, target, source_val, learner.step, run_attrs)
 
     def _record(self, learner: Any) -> dict[str, Any]:
         config = self.config
@@ -257,6 +290,13 @@ class Run:
         atomic.write_json(self.dir / "metrics.json", evaluations)
         atomic.write_json(self.dir / "record.json", record)
         atomic.write_text(self.dir / "done", f"{self.id}\n")
+        log.info(
+            "run %s finished after %d steps (%.1f s training); recorded in %s",
+            self.id,
+            learner.step,
+            checkpoint["train_seconds"],
+            self.dir,
+        )
         return record
 
 
@@ -268,6 +308,30 @@ def _average_gradients_before_steps(learner: Any) -> None:
     for optimizer in optimizers:
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
         optimizer.register_step_pre_hook(lambda *_, params=parameters: distributed.average_gradients(params))
+
+
+@contextlib.contextmanager
+def _interrupt_at_step_boundary():
+    """Turn the first Ctrl-C (SIGINT) into a request the loop honours after the current step.
+
+    The loop then saves a consistent checkpoint and stops; a second Ctrl-C interrupts at once (the
+    last periodic checkpoint stands). Off the main thread, signals cannot be caught: plain behaviour.
+    """
+    state = types.SimpleNamespace(requested=False)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def request(signum: int, frame: Any) -> None:
+        state.requested = True
+        err().print("[yellow]Ctrl-C: stopping after this step (press again to stop at once)[/]")
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _progress_bar:  # noqa: N801 - used like a function

@@ -66,9 +66,18 @@ def scores_path(run_dir: Path, selection: str, part: str) -> Path:
     return run_dir / "scores" / f"{selection}-{part}.h5"
 
 
-def save_selection(run_dir: Path, selection: str, target: ScoreTable, source_val: ScoreTable, step: int) -> None:
+def save_selection(
+    run_dir: Path,
+    selection: str,
+    target: ScoreTable,
+    source_val: ScoreTable,
+    step: int,
+    run_attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the selected checkpoint's score files; ``run_attrs`` (learner, protocol, ...) go in as attributes."""
     for part, table in (("target", target), ("source_val", source_val)):
-        write_scores(scores_path(run_dir, selection, part), table, {"selection": selection, "step": step})
+        attrs = {**(run_attrs or {}), "selection": selection, "step": step, "part": part}
+        write_scores(scores_path(run_dir, selection, part), table, attrs)
 
 
 def final_evaluations(
