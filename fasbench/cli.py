@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from fasbench import __version__
 from fasbench.console import debug_enabled, err
 from fasbench.errors import FasbenchError
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FasbenchError as error:
         if debug_enabled():
             raise
-        err().print(f"[bold red]error:[/] {error}", highlight=False)
+        err().print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err().print("[yellow]interrupted[/]")

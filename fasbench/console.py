@@ -7,6 +7,7 @@ import os
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from fasbench.registry import Registries
 
@@ -41,7 +42,8 @@ def warn_broken(registries: Registries) -> None:
     console = err()
     for broken in registries.broken:
         console.print(
-            f"[yellow]warning:[/] plugin {broken.plugin} failed to load and is skipped: {broken.error}",
+            f"[yellow]warning:[/] plugin {escape(str(broken.plugin))} failed to load and is skipped: "
+            + escape(broken.error),
             highlight=False,
         )
         if debug_enabled():

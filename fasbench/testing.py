@@ -90,4 +90,3 @@ def check_learner(build: Callable[[], Learner], num_domains: int = 3, per_class:
     for got, want in zip(_parameters(restored), _parameters(uninterrupted), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, msg="a restored learner must continue bit-exactly")
     assert list(first.optimizers()), "optimizers() must list the outer optimisers (data-parallel runs need them)"
-

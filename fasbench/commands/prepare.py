@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
+
 from fasbench.console import err, out, warn_broken
 from fasbench.errors import FasbenchError
 
@@ -111,7 +113,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         except FasbenchError as error:
             if len(planned) == 1:
                 raise
-            err().print(f"[bold red]error:[/] {label}: {error}", highlight=False)
+            err().print(f"[bold red]error:[/] {escape(f'{label}: {error}')}", highlight=False)
             failures.append(label)
             continue
         manifest = read_manifest(path)

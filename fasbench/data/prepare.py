@@ -15,7 +15,7 @@ import platform
 import shutil
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -66,6 +66,16 @@ def expected_manifest(dataset: Dataset, crop_size: int | None, depth_size: int |
         "crop_size": _size(crop_size or options.get("crop_size", DEFAULT_CROP_SIZE), "crop_size"),
         "depth_size": _size(depth_size or options.get("depth_size", DEFAULT_DEPTH_SIZE), "depth_size"),
     }
+
+
+def records_fingerprint(records: Sequence[VideoRecord]) -> dict[str, Any]:
+    """Count and SHA-256 of the listed videos (ids, labels, attack types, subjects, splits, meta).
+
+    Source paths are left out, so a dataset moved to another root keeps its cache; a root holding other
+    videos (or a changed protocol list) does not.
+    """
+    listed = [jsonable({k: v for k, v in vars(r).items() if k != "path"}) for r in records]
+    return {"count": len(records), "sha256": hashlib.sha256(canonical_json(listed).encode()).hexdigest()}
 
 
 def stale_reason(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
@@ -230,7 +240,9 @@ def prepare_domain(
     interrupted preparation resumes: only the videos without a part file are prepared again.
     """
     target = Path(cache_path)
-    expected = expected_manifest(dataset, crop_size, depth_size)
+    records = list(dataset.records())  # listed first: a cache of other videos (another root) is stale
+    _check_records(dataset, records)
+    expected = {**expected_manifest(dataset, crop_size, depth_size), "records": records_fingerprint(records)}
     with exclusive(target):
         if target.exists() and not force:
             try:
@@ -240,8 +252,6 @@ def prepare_domain(
             if reason is None:
                 return target
             log.info("rebuilding the stale cache %s: %s", target, reason)
-        records = list(dataset.records())
-        _check_records(dataset, records)
         key_text = canonical_json({**expected, "records": [jsonable(vars(r)) for r in records]})
         key = hashlib.sha256(key_text.encode()).hexdigest()
         if force:

@@ -160,6 +160,8 @@ class VideoDataset(Dataset):
         frame raises ``SkipVideo`` naming the file and why.
         """
         options = self.options
+        if not Path(record.path).is_file():  # before the annotations, so the message names the video
+            raise SkipVideo(f"{record.path}: video file is missing")
         lookup = self._face_finder().for_video(self, record)
         labeller = self._depth_labeller() if record.label == LIVE else None
         spoof_depth = np.zeros((options["depth_size"],) * 2, np.uint8)

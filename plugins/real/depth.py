@@ -8,8 +8,11 @@ Built-in labellers (option ``depth``):
   3D face" target, the role PRNet maps play in RF-Meta's reference code.
 - ``folder``: precomputed maps (e.g. PRNet's, as RF-Meta's seed code ships in its ``depth/`` folders),
   one image per frame at ``depth_dir / depth_template.format(video_id=..., frame=...)``; the default
-  template ``{video_id}/{frame}_depth.jpg`` follows RF-Meta's ``<frame>_depth.jpg`` naming. The map
-  must have been computed on the same face crop; it is only resized.
+  template ``{video_id}/{frame}_depth.jpg`` follows RF-Meta's ``<frame>_depth.jpg`` naming. Besides
+  ``{video_id}`` and ``{frame}`` a template may use ``{stem}`` (the video's file name without suffix) and
+  ``{parent}`` (its folder's name): RF-Meta's OULU-NPU maps are ``{stem}/{frame}_depth.jpg``, its MSU-MFSD
+  maps ``{parent}/{stem}/{frame}_depth.jpg``. The map must have been computed on the same face crop; it
+  is only resized.
 
 A third-party labeller is ``depth: package.module:Class`` (a ``DepthLabeller`` subclass).
 """
@@ -92,10 +95,13 @@ class FolderDepth(DepthLabeller):
     def path(self, record: VideoRecord, frame_index: int) -> Path:
         """Where the depth map of one frame is expected."""
         try:
-            relative = self.template.format(video_id=record.video_id, frame=frame_index)
+            video = Path(record.path)
+            fields = {"video_id": record.video_id, "stem": video.stem, "parent": video.parent.name}
+            relative = self.template.format(**fields, frame=frame_index)
         except (KeyError, IndexError, ValueError) as error:
             raise FasbenchError(
-                f"depth_template {self.template!r} is invalid ({error}); it may use {{video_id}} and {{frame}}"
+                f"depth_template {self.template!r} is invalid ({error}); it may use {{video_id}}, {{stem}} "
+                "(the video's file name without suffix), {parent} (its folder's name) and {frame}"
             ) from error
         return self.folder / relative
 

@@ -114,7 +114,7 @@ _SEPARATORS = re.compile(r"[,\s]+")
 
 def _rows(path: Path) -> list[list[float]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="strict").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         fields = [f for f in _SEPARATORS.split(line.strip()) if f]
         if not fields:
             continue

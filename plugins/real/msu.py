@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fasbench_plugins.real.base import VideoDataset, log, warn_unrecognised
 from fasbench_plugins.real.faces import FaceGeometry, read_box_file
+from fasbench_plugins.real.loading import read_text_lines
 
 from fasbench.errors import FasbenchError, MissingDataError
 from fasbench.interfaces import LIVE, SPOOF, VideoRecord
@@ -55,7 +56,7 @@ class MsuMFSD(VideoDataset):
             path = next((p for p in (root / name, root / "scene01" / name) if p.is_file()), None)
             if path is None:
                 raise MissingDataError(f"{root} does not look like {self.title}: the subject list {name} is missing")
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for number, line in enumerate(read_text_lines(path), 1):
                 if not line.strip():
                     continue
                 if not line.strip().isdigit():

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from fasbench_plugins.real.base import VideoDataset, warn_unrecognised
 from fasbench_plugins.real.faces import FaceGeometry, read_eye_file
+from fasbench_plugins.real.loading import read_text_lines
 from fasbench_plugins.real.options import Option
 
 from fasbench.errors import FasbenchError
@@ -100,7 +101,7 @@ class OuluNPU(VideoDataset):
             list_path = root / relative
             if not list_path.is_file():
                 raise FasbenchError(f"{self.title} protocol {protocol}: list file {list_path} is missing")
-            for line_number, line in enumerate(list_path.read_text(encoding="utf-8").splitlines(), 1):
+            for line_number, line in enumerate(read_text_lines(list_path), 1):
                 if line.strip():
                     stem, _ = parse_protocol_line(line.strip(), f"{list_path}:{line_number}")
                     records.append(self._record(root, split, stem, protocol))
