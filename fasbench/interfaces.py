@@ -164,6 +164,9 @@ class Learner(ABC):
     def __init__(self, hparams: Mapping[str, Any] | None = None) -> None:
         self.hparams = resolve_hparams(self.name or type(self).__name__, self.DEFAULTS, hparams)
         self.step = 0
+        # The run's total steps, set by the runner (and ``fit``) before training, for schedules such as
+        # Reptile's annealed outer step; None while unknown. Not part of the state: it comes with the run.
+        self.budget: int | None = None
 
     @property
     @abstractmethod
@@ -186,6 +189,10 @@ class Learner(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
 
+    def check_finite(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Raise TrainingError if a loss since the start was not finite. The runner calls it at each
+        logging step; learners that defer that check off the device (no sync per step) implement it."""
+
     def optimizers(self) -> list[Any]:
         """The torch optimisers of the outer update. Under data parallelism the runner averages their
         parameters' gradients across ranks before each ``step``; a learner returning none cannot run
@@ -194,11 +201,13 @@ class Learner(ABC):
 
     def fit(self, batches: Iterator[Sequence[DomainBatch]], budget: int, callbacks: Sequence[Callback] = ()) -> None:
         """Run ``update`` until ``self.step == budget``, calling each callback with (step, logs) after a step."""
+        self.budget = budget
         while self.step < budget:
             logs = self.update(next(batches))
             self.step += 1
             for callback in callbacks:
                 callback(self.step, logs)
+        self.check_finite()
 
 
 # -- evaluation ------------------------------------------------------------------------------------

@@ -30,7 +30,21 @@ def random_domain_batches(learner: Learner, num_domains: int, per_class: int, se
     return batches
 
 
-def _parameters(learner: Learner) -> list[Any]:
+def _trained_parameters(learner: Learner) -> list[Any]:
+    """Copies of the parameters the learner's optimisers update (not buffers, not optimiser state)."""
+    seen: set[int] = set()
+    found = []
+    for optimizer in learner.optimizers():
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if id(parameter) not in seen:
+                    seen.add(id(parameter))
+                    found.append(parameter.detach().clone())
+    return found
+
+
+def _state_tensors(learner: Learner) -> list[Any]:
+    """Every floating-point tensor of ``state_dict()`` (networks, buffers, optimiser state), in order."""
     import torch
 
     state = learner.state_dict()
@@ -62,14 +76,15 @@ def check_learner(build: Callable[[], Learner], num_domains: int = 3, per_class:
     first = build()
     assert isinstance(first, Learner), f"{type(first).__name__} must subclass fasbench.interfaces.Learner"
     assert first.step == 0, "a new learner starts at step 0"
-    before = _parameters(first)
+    assert list(first.optimizers()), "optimizers() must list the outer optimisers (data-parallel runs need them)"
+    before = _trained_parameters(first)
     for index in range(steps):
         logs = step(first, index)
         assert logs, "update() must return its losses as logs"
         for name, value in logs.items():
             assert torch.isfinite(torch.as_tensor(value)).all(), f"log {name!r} is not finite at step {index}"
-    after = _parameters(first)
-    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=False)), "training changed no weight"
+    after = _trained_parameters(first)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True)), "training changed no parameter"
 
     images = random_domain_batches(first, 1, per_class, seed=99)[0].images
     scores = first.score(images)
@@ -87,6 +102,5 @@ def check_learner(build: Callable[[], Learner], num_domains: int = 3, per_class:
     assert restored.step == steps - 1, "load_state_dict must restore the step counter"
     step(restored, steps - 1)
     step(uninterrupted, steps - 1)
-    for got, want in zip(_parameters(restored), _parameters(uninterrupted), strict=True):
+    for got, want in zip(_state_tensors(restored), _state_tensors(uninterrupted), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, msg="a restored learner must continue bit-exactly")
-    assert list(first.optimizers()), "optimizers() must list the outer optimisers (data-parallel runs need them)"

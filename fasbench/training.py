@@ -116,21 +116,21 @@ def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContext
 
 # -- non-finite losses ------------------------------------------------------------------------------
 class FiniteLossGuard:
-    """Finds the first step whose losses are not finite, without a host-device sync on every step.
+    """Finds the first step whose losses are not finite, without a host-device sync inside the step.
 
-    ``observe`` keeps the first bad step and the bad loss names in device tensors; it reads them back
-    (one sync) every ``check_every`` steps on an accelerator and on every step on the CPU, where a read
-    costs nothing, and then raises TrainingError naming the step and the losses.
+    ``observe`` keeps the first bad step and the bad loss names in device tensors. On the CPU, where a
+    read costs nothing, it raises at once (``eager``); on an accelerator only ``raise_if_bad`` reads
+    them back (one sync), which the runner calls at its logging steps, where it syncs anyway.
     """
 
-    def __init__(self, check_every: int = 10) -> None:
-        self.check_every = int(require_number("check_every", check_every, minimum=1, integer=True))
+    def __init__(self, eager: bool | None = None) -> None:
+        self.eager = eager
         self._names: tuple[str, ...] = ()
         self._first_bad_step: torch.Tensor | None = None
         self._bad: torch.Tensor | None = None
 
     def observe(self, losses: Mapping[str, torch.Tensor], step: int) -> None:
-        """Record ``losses`` (0-dim tensors) of ``step``; raise if a check is due and one was ever non-finite."""
+        """Record ``losses`` (0-dim tensors) of ``step``; raise at once when eager and one was ever non-finite."""
         names = tuple(losses)
         values = torch.stack([value.detach().float().reshape(()) for value in losses.values()])
         bad = ~torch.isfinite(values)
@@ -141,7 +141,7 @@ class FiniteLossGuard:
         newly_bad = (self._first_bad_step < 0) & bad.any()
         self._first_bad_step = torch.where(newly_bad, step, self._first_bad_step)
         self._bad = torch.where(newly_bad, bad, self._bad)
-        if values.device.type == "cpu" or step % self.check_every == 0:
+        if self.eager or (self.eager is None and values.device.type == "cpu"):
             self.raise_if_bad()
 
     def raise_if_bad(self) -> None:

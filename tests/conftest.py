@@ -17,5 +17,19 @@ def _fresh_registries():
     registry.reset_registries()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread, and two spinning threads stall on a shared 2-core machine.
+
+    Use it per module: ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")

@@ -5,22 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from fasbench_plugins.baselines import LEARNERS, MLDG, MetaReg, Reptile
-from fasbench_plugins.baselines.base import bce, pool
 from fasbench_plugins.baselines.meta_steps import mldg_objective
+from fasbench_plugins.networks.learner import bce, pool
 
 from fasbench.errors import FasbenchError
 from fasbench.registry import get_registries
 from fasbench.testing import check_learner, random_domain_batches
 from fasbench.training import functional_forward
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread, and two spinning threads stall on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = {"type": "rfmeta_cnn", "width": 0.0625, "input_size": 32}
@@ -188,3 +181,98 @@ def test_registry_yaml_records_the_code_defaults(name: str) -> None:
     assert entry.hparams, f"registry.yaml learners.{name} lists no hyper-parameters"
     for key, value in entry.hparams.items():
         assert learner_class.DEFAULTS[key] == value, f"learners.{name}.hparams.{key}"
+
+
+def test_auxiliary_update_is_one_adam_step_on_bce_plus_weighted_depth_mse() -> None:
+    learner, twin = build("auxiliary", depth_weight=3.0), build("auxiliary", depth_weight=3.0)
+    batches = random_domain_batches(learner, 3, 2, seed=6)
+    logs = learner.update(batches)
+    twin.train_mode()
+    images = torch.cat([b.images for b in batches])
+    output = twin.backbone(images)
+    cls = torch.nn.functional.binary_cross_entropy_with_logits(
+        twin.classifier(output.features), torch.cat([b.labels for b in batches])
+    )
+    depth = torch.nn.functional.mse_loss(twin.depth_head(output.depth_features), torch.cat([b.depths for b in batches]))
+    torch.testing.assert_close(logs["loss"], cls.detach() + 3.0 * depth.detach())
+    (optimizer,) = twin.optimizers()
+    (cls + 3.0 * depth).backward()
+    assert all(p.grad is not None and p.grad.abs().max() > 0 for p in twin.depth_head.parameters())
+    optimizer.step()
+    for name, module in learner.networks().items():
+        assert same(weights(module), weights(twin.networks()[name])), name
+
+
+@pytest.mark.parametrize("num_domains, held_out", [(3, 1), (4, 2)])
+def test_mldg_meta_test_domains_sets_the_size_of_the_held_out_split(num_domains: int, held_out: int) -> None:
+    learner = build("mldg", num_domains=num_domains, meta_test_domains=held_out)
+    twin = build("mldg", num_domains=num_domains, meta_test_domains=held_out)
+    meta_train, meta_test = MLDG.draw_split(twin)
+    assert len(meta_test) == held_out and sorted(meta_train + meta_test) == list(range(num_domains))
+    batches = random_domain_batches(learner, num_domains, 2, seed=8)
+    learner.update(batches)
+
+    def loss_on(indices, buffers):
+        pooled = pool([batches[i] for i in indices])
+        return lambda params: bce(
+            functional_forward(twin.binary_network, params, pooled.images, buffers=buffers), pooled.labels
+        )
+
+    twin.train_mode()
+    objective, _, _ = mldg_objective(
+        dict(twin.binary_network.named_parameters()),
+        loss_on(meta_train, "shared"),
+        loss_on(meta_test, "clone"),
+        alpha=1e-3,
+        beta=1.0,
+    )
+    twin.outer_step(objective)
+    assert same(weights(learner.binary_network), weights(twin.binary_network))
+
+
+@pytest.mark.parametrize("budget, step, factor", [(None, 3, 1.0), (4, 0, 1.0), (4, 2, 0.5), (4, 4, 0.0)])
+def test_reptile_anneals_epsilon_linearly_over_the_budget(budget, step, factor) -> None:
+    learner = build("reptile", outer_step_size=0.4)
+    learner.budget, learner.step = budget, step
+    assert learner.outer_step_size() == pytest.approx(0.4 * factor)
+    assert build("reptile", outer_step_size=0.4, anneal=False).outer_step_size() == 0.4
+
+
+def test_metareg_update_equals_its_algorithm_on_the_drawn_pair() -> None:
+    """Meta step of phi from T_a (l steps at inner_lr on domain a, loss on domain b), then the supervised step."""
+    hparams = {"meta_train_steps": 3, "inner_lr": 0.05, "meta_lr": 0.01, "reg_init": 0.01}
+    learner, twin = build("metareg", **hparams), build("metareg", **hparams)
+    batches = random_domain_batches(learner, 3, 2, seed=9)
+    a, b = MetaReg.draw_pair(twin)
+    assert a != b
+    learner.update(batches)
+
+    twin.train_mode()
+    features = twin.backbone(torch.cat([x.images for x in batches])).features
+    per_domain = features.split([len(x.labels) for x in batches])
+    head_a = twin.domain_heads[a]
+
+    def head_loss(domain):
+        return lambda params: bce(
+            functional_forward(head_a, params, per_domain[domain].detach(), buffers="clone"), batches[domain].labels
+        )
+
+    phi = twin.regulariser.by_name()
+    beta = {name: p.detach().requires_grad_(True) for name, p in head_a.named_parameters()}
+    for _ in range(3):  # l steps on L_a + R_phi, by hand
+        inner = head_loss(a)(beta) + sum((phi[name] * beta[name].abs()).sum() for name in phi)
+        grads = torch.autograd.grad(inner, list(beta.values()), create_graph=True)
+        beta = {name: value - 0.05 * grad for (name, value), grad in zip(beta.items(), grads, strict=True)}
+    twin.outer_step(head_loss(b)(beta), "meta")
+    twin.regulariser.project()
+    assert same(weights(learner.regulariser), weights(twin.regulariser))
+
+    domain_cls = torch.stack(
+        [bce(head(f), x.labels) for head, f, x in zip(twin.domain_heads, per_domain, batches, strict=True)]
+    ).mean()
+    final = bce(twin.classifier(features.detach()), torch.cat([x.labels for x in batches]))
+    pairs = zip(twin.regulariser.weights, twin.classifier.parameters(), strict=True)
+    penalty = sum((w.detach() * p.abs()).sum() for w, p in pairs)
+    twin.outer_step(domain_cls + final + penalty)
+    for name, module in learner.networks().items():
+        assert same(weights(module), weights(twin.networks()[name])), name

@@ -10,13 +10,7 @@ from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.interfaces import InputSpec
 from fasbench.registry import get_registries
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -141,6 +135,14 @@ def test_timm_backbone_shapes_and_normalisation():
         "logits": (2,),
     }
     torch.testing.assert_close(backbone.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    full = build_backbone({"type": "timm:resnet18", "input_size": 256})  # the paper's input size: 32 x 32 depth
+    assert full.input_spec == InputSpec(256, "rgb", 32)
+    assert _shapes(full, batch=1) == {
+        "features": (1, 512, 8, 8),
+        "depth_features": (1, 896, 32, 32),
+        "depth": (1, 1, 32, 32),
+        "logits": (1,),
+    }
     six = TimmBackbone("resnet18", input_size=32, color="rgb_hsv")
     assert six.body.conv1.in_channels == 6 and six.mean.numel() == 6
 

@@ -35,12 +35,7 @@ K = "hparams.batch_per_class=2"
 RUN_FILES = ("config.json", "environment.json", "checkpoint.pt", "evals.jsonl", "metrics.json", "record.json")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -198,6 +198,7 @@ class Run:
             device=config["device"],
             start_step=learner.step,
         )
+        learner.budget = budget
         main = distributed.is_main()
         writer = SummaryWriter(str(self.dir / "tensorboard"), purge_step=learner.step or None) if main else None
         bar = _progress_bar(self.progress and main, budget, learner.step, self.dir.name)
@@ -209,7 +210,7 @@ class Run:
                     learner.step += 1
                     step = learner.step
                     if step % config["log_every"] == 0 or step == budget:
-                        self._log_step(step, logs, writer, bar)
+                        self._log_step(learner, step, logs, writer, bar)
                     if main and (step % config["eval_every"] == 0 or step == budget):
                         self._evaluate(learner, caches, trackers, writer)
                     periodic = step % config["checkpoint_every"] == 0 or step == budget
@@ -224,8 +225,9 @@ class Run:
             if writer is not None:
                 writer.close()
 
-    def _log_step(self, step: int, logs: Mapping[str, Any], writer: Any, bar: _progress_bar) -> None:
+    def _log_step(self, learner: Any, step: int, logs: Mapping[str, Any], writer: Any, bar: _progress_bar) -> None:
         """Check the losses are finite (one host sync per log step), log them, advance the bar."""
+        learner.check_finite()
         values = {name: float(value) for name, value in logs.items()}
         bad = {n: v for n, v in values.items() if not math.isfinite(v)}
         if bad:

@@ -1,8 +1,8 @@
 """Baseline learners on the RF-Meta networks: ``binary_cnn``, ``auxiliary``, ``mldg``, ``reptile``, ``metareg``.
 
-Each is one module; they share ``base.BaselineLearner`` (networks, checks, scoring, checkpoints) and the
-algorithm cores in ``meta_steps``. Paper defaults and their sources: each module's docstring and
-registry.yaml ``learners``.
+Each is one module; they share ``fasbench_plugins.networks.learner.NetworkLearner`` with ``rfmeta``
+(networks, checks, scoring, checkpoints) and the algorithm cores in ``meta_steps``. Paper defaults and
+their sources: each module's docstring and registry.yaml ``learners``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fasbench_plugins.baselines.auxiliary import Auxiliary
-from fasbench_plugins.baselines.base import BaselineLearner
 from fasbench_plugins.baselines.binary_cnn import BinaryCNN
 from fasbench_plugins.baselines.metareg import MetaReg
 from fasbench_plugins.baselines.mldg import MLDG
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from fasbench.registry import Registrar
 
 LEARNERS = (BinaryCNN, Auxiliary, MLDG, Reptile, MetaReg)
-__all__ = ["LEARNERS", "MLDG", "Auxiliary", "BaselineLearner", "BinaryCNN", "MetaReg", "Reptile"]
+__all__ = ["LEARNERS", "MLDG", "Auxiliary", "BinaryCNN", "MetaReg", "Reptile"]
 
 
 @hookimpl

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch.nn.functional as F
-from fasbench_plugins.baselines.base import (
+from fasbench_plugins.networks.learner import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
-    BaselineLearner,
+    NetworkLearner,
     bce,
     pool,
 )
@@ -30,7 +30,7 @@ from fasbench.interfaces import DomainBatch
 from fasbench.training import require_number
 
 
-class Auxiliary(BaselineLearner):
+class Auxiliary(NetworkLearner):
     """Auxiliary depth supervision (Liu et al., CVPR 2018 style): BCE + W_depth x depth MSE, no meta-learning."""
 
     name = "auxiliary"
@@ -50,8 +50,5 @@ class Auxiliary(BaselineLearner):
             depth = F.mse_loss(self.depth_head(output.depth_features).float(), batch.depths.float())
         loss = cls + self.hparams["depth_weight"] * depth
         self.observe({"cls": cls, "depth": depth})
-        optimizer = self._optimizers["outer"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.outer_step(loss)
         return {"loss": loss.detach(), "cls": cls.detach(), "depth": depth.detach()}

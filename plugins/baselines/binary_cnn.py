@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fasbench_plugins.baselines.base import (
+from fasbench_plugins.networks.learner import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
-    BaselineLearner,
+    NetworkLearner,
     bce,
     pool,
 )
@@ -24,7 +24,7 @@ from fasbench_plugins.baselines.base import (
 from fasbench.interfaces import DomainBatch
 
 
-class BinaryCNN(BaselineLearner):
+class BinaryCNN(NetworkLearner):
     """Binary CNN: backbone + classifier head, BCE on the pooled source domains (RF-Meta's B_CNN row)."""
 
     name = "binary_cnn"
@@ -37,8 +37,5 @@ class BinaryCNN(BaselineLearner):
         with self.autocast():
             cls = bce(self.binary_network(batch.images), batch.labels)
         self.observe({"cls": cls})
-        optimizer = self._optimizers["outer"]
-        optimizer.zero_grad(set_to_none=True)
-        cls.backward()
-        optimizer.step()
+        self.outer_step(cls)
         return {"loss": cls.detach(), "cls": cls.detach()}

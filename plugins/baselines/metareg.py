@@ -8,17 +8,20 @@ Networks: the shared backbone (the paper's feature network F), one classifier he
 One step, on one batch per source domain (backbone features computed once, on the pooled batch):
 1. Meta step (Algorithm 1, meta-train/meta-test): draw domains a != b (the learner's seeded generator);
    from beta_1 = T_a, take ``meta_train_steps`` (l) differentiable SGD steps (``inner_lr``) on
-   ``L_a(beta) + R_phi(beta)``; one ``meta_lr`` step of phi on ``L_b(beta_l)`` (second order, through the
-   l steps). Features are detached: the meta step changes phi only.
+   ``L_a(beta) + R_phi(beta)`` (each on domain a's one batch of the step: the paper samples a new batch
+   per inner step); one ``meta_lr`` step of phi on ``L_b(beta_l)`` (second order, through the l steps).
+   Features are detached: the meta step changes phi only.
 2. Supervised step (one outer optimiser step): the mean over domains of each T_i's BCE on its own
    domain (trains F and every T_i, the paper's line 2-4), plus the final head's objective, BCE of T on
    all source frames + R_phi(T) with the current phi (held fixed), on detached features.
 
 Deliberate differences: the paper trains T_i and F first and the final model afterwards, with F and
-the learned phi fixed; a fasbench learner does not know the run's budget, so the final head is trained
-alongside, always with the current phi, and is what ``score`` uses at any checkpoint. phi is kept
+the learned phi fixed; here the final head is trained alongside, always with the current phi, so that
+every checkpoint the runner evaluates (periodic evaluation, ``source_val`` and ``oracle`` selection)
+scores with a trained final head. phi is kept
 non-negative (projected after each meta step) so that R stays a regulariser. The outer optimiser is
-RF-Meta's (Adam, lr 1e-3) and the meta optimiser is Adam too, so rows differ by method only.
+RF-Meta's (Adam, lr 1e-3) and the meta optimiser is of the same kind (its betas, or its momentum for
+SGD; no weight decay on phi) at ``meta_lr``, so rows differ by method only.
 
 Defaults: the paper leaves the number of meta-train steps l, the learning rates and phi's
 initialisation as experiment settings; fasbench's values are its own: l = 5, inner_lr 1e-3 (RF-Meta's
@@ -34,16 +37,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from fasbench_plugins.baselines.base import (
+from fasbench_plugins.baselines.meta_steps import LossOfParams, metareg_meta_loss, weighted_l1
+from fasbench_plugins.networks import ClassifierHead
+from fasbench_plugins.networks.learner import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
-    BaselineLearner,
+    NetworkLearner,
     bce,
     pool,
 )
-from fasbench_plugins.baselines.meta_steps import LossOfParams, metareg_meta_loss, weighted_l1
-from fasbench_plugins.networks import ClassifierHead
 from torch import nn
 
 from fasbench.interfaces import DomainBatch
@@ -72,7 +75,7 @@ class WeightedL1(nn.Module):
             weight.clamp_(min=0)
 
 
-class MetaReg(BaselineLearner):
+class MetaReg(NetworkLearner):
     """MetaReg (Balaji et al., NeurIPS 2018): per-domain heads and a meta-learned weighted-L1 regulariser."""
 
     name = "metareg"
@@ -116,7 +119,13 @@ class MetaReg(BaselineLearner):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         hp = self.hparams
-        meta = build_optimizer(self.regulariser.parameters(), name=hp["optimizer"], lr=hp["meta_lr"], betas=hp["betas"])
+        meta = build_optimizer(
+            self.regulariser.parameters(),
+            name=hp["optimizer"],
+            lr=hp["meta_lr"],
+            betas=hp["betas"],
+            momentum=hp["momentum"],
+        )
         return {"outer": self.outer_optimizer(self.trainable()), "meta": meta}
 
     def draw_pair(self) -> tuple[int, int]:
@@ -145,10 +154,7 @@ class MetaReg(BaselineLearner):
                 steps=self.hparams["meta_train_steps"],
                 lr=self.hparams["inner_lr"],
             )
-        meta = self._optimizers["meta"]
-        meta.zero_grad(set_to_none=True)
-        meta_test.backward()
-        meta.step()
+        self.outer_step(meta_test, "meta")
         self.regulariser.project()
 
         with self.autocast():
@@ -162,10 +168,7 @@ class MetaReg(BaselineLearner):
             penalty = self.regulariser(named_parameters(self.classifier))
         loss = domain_cls + final_cls + penalty
         self.observe({"meta_test": meta_test, "domain_cls": domain_cls, "final_cls": final_cls, "penalty": penalty})
-        outer = self._optimizers["outer"]
-        outer.zero_grad(set_to_none=True)
-        loss.backward()
-        outer.step()
+        self.outer_step(loss)
         logs = {
             "loss": loss,
             "meta_test": meta_test,

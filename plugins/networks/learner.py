@@ -1,10 +1,11 @@
-"""What every baseline shares: the RF-Meta networks, input checks, one outer optimiser, scoring, checkpoints.
+"""What every learner on the RF-Meta networks shares: networks, input checks, the outer optimiser, scoring,
+checkpoints. ``rfmeta`` and every baseline subclass ``NetworkLearner``.
 
-Each baseline is built from the same backbone config and the same heads as ``rfmeta``
-(``fasbench_plugins.networks.build_heads``: depth estimator, then classifier), so with one seed every
-learner starts from identical backbone and classifier weights and table rows differ by method only.
-The score is ``sigmoid(classifier(backbone(x).features))``, as RF-Meta's. Seeding, RNG capture, the
-optimiser, bf16 autocast, the non-finite-loss guard and functional forwards come from ``fasbench.training``.
+Each learner is built from a backbone config and the same heads (``build_heads``: depth estimator, then
+classifier), so with one seed every learner starts from identical backbone and classifier weights and
+table rows differ by method only. The score is ``sigmoid(classifier(backbone(x).features))``. Seeding,
+RNG capture, the optimiser, bf16 autocast, the non-finite-loss guard and functional forwards come from
+``fasbench.training``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from fasbench.training import (
     set_train_mode,
 )
 
-# Every baseline: k (the runner reads it), the classifier's BatchNorm momentum, precision and layout.
+# Every learner: k (the runner reads it), the classifier's BatchNorm momentum, precision and layout.
 COMMON_DEFAULTS: dict[str, Any] = {
     "batch_per_class": 10,  # k live + k spoof frames per source domain and step, as the RF-Meta reference
-    "classifier_bn_momentum": 0.1,  # PyTorch's default; only RF-Meta's meta learner uses the reference's 1
+    "classifier_bn_momentum": 0.1,  # PyTorch's default; RF-Meta's meta learner uses the reference's 1
     "amp": "none",
     "channels_last": False,
 }
@@ -79,7 +80,7 @@ def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-class BaselineLearner(Learner):
+class NetworkLearner(Learner):
     """A learner on the RF-Meta networks. Subclasses set ``name``, ``DEFAULTS``, ``uses_depth`` and ``update``.
 
     Hooks: ``check_hparams`` (validate their own hyper-parameters), ``build_extra`` (more networks before
@@ -180,8 +181,19 @@ class BaselineLearner(Learner):
         set_train_mode(self.networks().values(), True)
 
     def observe(self, losses: Mapping[str, torch.Tensor]) -> None:
-        """Raise TrainingError naming the step and loss when a loss is not finite (no per-step sync on GPU)."""
+        """Record the step's losses; a non-finite one raises TrainingError (at once on the CPU, else at
+        the runner's next ``check_finite``: no host-device sync inside the step)."""
         self._finite_guard.observe(losses, self.step + 1)
+
+    def check_finite(self) -> None:
+        self._finite_guard.raise_if_bad()
+
+    def outer_step(self, loss: torch.Tensor, optimizer: str = "outer") -> None:
+        """One step of the named optimiser on ``loss``."""
+        chosen = self._optimizers[optimizer]
+        chosen.zero_grad(set_to_none=True)
+        loss.backward()
+        chosen.step()
 
     def checked(self, domain_batches: Sequence[DomainBatch]) -> list[DomainBatch]:
         """The batches on the learner's device, after checking their number and shapes."""
@@ -209,12 +221,8 @@ class BaselineLearner(Learner):
             raise FasbenchError(
                 f"domain {batch.domain}: {len(batch.images)} images but labels of shape {tuple(batch.labels.shape)}"
             )
-        return DomainBatch(
-            self._images(batch.images),
-            batch.depths.to(self.device, non_blocking=True),
-            batch.labels.to(self.device, non_blocking=True),
-            batch.domain,
-        )
+        depths, labels = (_floating(t).to(self.device, non_blocking=True) for t in (batch.depths, batch.labels))
+        return DomainBatch(self._images(batch.images), depths, labels, batch.domain)
 
     def _images(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
@@ -251,3 +259,8 @@ class BaselineLearner(Learner):
                 value.load_state_dict(state[kind][name])
         restore_rng_state(state["rng"], {"learner": self.generator})
         self.step = int(state["step"])
+
+
+def _floating(values: torch.Tensor) -> torch.Tensor:
+    """Targets as floats (float32 unless already floating: tests run steps in float64)."""
+    return values if values.is_floating_point() else values.float()
