@@ -3,9 +3,11 @@
 Same networks, same shapes (3 source domains x (k live + k spoof) frames), same optimiser. The
 reference loop is written the way rshaojimmy/AAAI2020-RFMetaFAS core/train.py runs it: fp32, NCHW,
 per-domain forwards, a hand-written functional meta learner on a cloned state dict, Adam, and six
-``.item()`` reads per step for its logs. Prints per variant: ms per step, forward+backward images/s,
-peak memory, speed-up over the reference loop, and (for bf16) the loss change against fp32 on the
-same state and batch.
+``.item()`` reads per step for its logs. The variants are timed interleaved (``benchmarks/timing.py``).
+Prints per variant: median ms per step with quartiles, images/s through the whole training step
+(forwards, second-order backward, optimiser), peak memory of the variant alone (CUDA allocator peak, or
+a child process's peak RSS on the CPU), speed-up over the reference loop, and the bf16 loss change
+against fp32 on the same state and batch.
 
     python benchmarks/bench_rfmeta.py                       # CUDA: full size (256 px, width 1); CPU: 64 px, width 0.25
     python benchmarks/bench_rfmeta.py --compile             # add the torch.compile variant (default on CUDA)
@@ -14,18 +16,19 @@ same state and batch.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import resource
-import statistics
-import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from fasbench_plugins.networks import build_backbone, build_heads
 from fasbench_plugins.rfmeta import RFMeta
+from timing import interleaved
 
 from fasbench.console import out
 from fasbench.interfaces import DomainBatch
@@ -126,24 +129,45 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(update: Callable, batches: list, device: torch.device, warmup: int, steps: int) -> dict[str, float]:
-    """Median ms per step (each step synchronised at its end), and peak memory in MiB."""
-    for _ in range(warmup):
-        update(batches)
-    synchronize(device)
+def build_variant(hparams: dict | None, backbone: dict, device: torch.device) -> tuple[Callable[[list], object], Any]:
+    """The step of the reference loop (``hparams`` None) or of fasbench's learner; the step counter advances."""
+    if hparams is None:
+        reference = ReferenceLoop(backbone, device)
+        return reference.update, reference
+    learner = RFMeta(backbone=backbone, num_domains=3, hparams=hparams, device=device, seed=0)
+
+    def step(batches: list) -> None:
+        learner.update(batches)
+        learner.step += 1
+
+    return step, learner
+
+
+def peak_memory_mib(hparams: dict | None, backbone: dict, per_class: int, device: torch.device, steps: int) -> float:
+    """Peak memory of one variant alone: CUDA's allocator peak, or on the CPU the peak RSS of a child process."""
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        update(batches)
+        step, _ = build_variant(hparams, backbone, device)
+        batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, per_class, device, seed=0)
+        step(batches)  # allocations of the first step (cuDNN workspaces, optimiser state) included
         synchronize(device)
-        times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:  # the process's peak resident set so far (monotone across variants)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"ms": 1000 * statistics.median(times), "peak_mib": peak}
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(steps):
+            step(batches)
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_child_peak_rss, (hparams, backbone, per_class, steps, torch.get_num_threads()))
+
+
+def _child_peak_rss(hparams: dict | None, backbone: dict, per_class: int, steps: int, threads: int) -> float:
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    step, _ = build_variant(hparams, backbone, device)
+    batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, per_class, device, seed=0)
+    for _ in range(steps):
+        step(batches)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bf16_loss_change(backbone: dict, batches: list, device: torch.device) -> float:
@@ -161,7 +185,8 @@ def main() -> None:
     parser.add_argument("--width", type=float, help="default: 1.0 on CUDA, 0.25 on the CPU")
     parser.add_argument("--input-size", type=int, help="default: 256 on CUDA, 64 on the CPU")
     parser.add_argument("--per-class", type=int, default=10, help="k: each domain batch is k live + k spoof")
-    parser.add_argument("--steps", type=int, help="timed steps (default: 20 on CUDA, 5 on the CPU)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 10 on CUDA, 4 on the CPU)")
+    parser.add_argument("--per-round", type=int, default=2, help="timed steps per variant and round")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default: 5 on CUDA, 1 on the CPU)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: on with CUDA")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -175,40 +200,45 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     width = args.width or (1.0 if cuda else 0.25)
     size = args.input_size or (256 if cuda else 64)
-    steps, warmup = args.steps or (20 if cuda else 5), args.warmup if args.warmup is not None else (5 if cuda else 1)
+    rounds = args.rounds or (10 if cuda else 4)
+    warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
     compile_too = args.compile if args.compile is not None else cuda
     backbone = {"type": "rfmeta_cnn", "width": width, "input_size": size}
     images_per_step = 3 * 2 * args.per_class
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     out().print(
         f"RF-Meta step, {name}: 3 domains x {2 * args.per_class} frames at {size} px, width {width}; "
-        f"median of {steps} steps after {warmup} warm-up",
+        f"median [quartiles] of {rounds * args.per_round} steps interleaved over {rounds} rounds, "
+        f"after {warmup} warm-up",
         highlight=False,
+        markup=False,
     )
 
-    reference = ReferenceLoop(backbone, device)
-    batches = make_batches(reference.extractor.input_spec, args.per_class, device, seed=0)
-    variants: list[tuple[str, Callable]] = [("reference loop, eager fp32 (baseline)", reference.update)]
-    configurations = [("fasbench rfmeta, fp32", {})]
-    if cuda:
-        configurations.append(("fasbench rfmeta, bf16 + channels_last", {"amp": "bf16", "channels_last": True}))
-    else:
-        configurations.append(("fasbench rfmeta, channels_last", {"channels_last": True}))
+    configurations: list[tuple[str, dict | None]] = [
+        ("reference loop, eager fp32 (baseline)", None),
+        ("fasbench rfmeta, fp32", {}),
+    ]
+    fast = {"amp": "bf16", "channels_last": True} if cuda else {"channels_last": True}
+    configurations.append(("fasbench rfmeta, bf16 + channels_last" if cuda else "fasbench rfmeta, channels_last", fast))
     if compile_too:
-        extra = {"amp": "bf16", "channels_last": True} if cuda else {"channels_last": True}
-        configurations.append((f"{configurations[-1][0]} + compile", {**extra, "compile": True}))
+        configurations.append((f"{configurations[-1][0]} + compile", {**fast, "compile": True}))
+    batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, args.per_class, device, seed=0)
+    steps = {}
     for label, hparams in configurations:
-        learner = RFMeta(backbone=backbone, num_domains=3, hparams=hparams, device=device, seed=0)
-        variants.append((label, learner.update))
-
-    baseline_ms = None
-    for label, update in variants:
-        result = measure(update, batches, device, warmup, steps)
-        baseline_ms = baseline_ms or result["ms"]
+        step, _ = build_variant(hparams, backbone, device)
+        steps[label] = lambda step=step: step(batches)
+    times = interleaved(
+        steps, rounds=rounds, per_round=args.per_round, warmup=warmup, synchronize=lambda: synchronize(device)
+    )
+    baseline = times[configurations[0][0]].median
+    for label, hparams in configurations:
+        result = times[label]
+        peak = peak_memory_mib(hparams, backbone, args.per_class, device, steps=2)
         out().print(
-            f"{label:<48} {result['ms']:9.1f} ms/step {images_per_step / result['ms'] * 1000:8.1f} img/s "
-            f"peak {result['peak_mib']:8.0f} MiB  x{baseline_ms / result['ms']:.2f} vs reference",
+            f"{label:<48} {result.describe()}/step {images_per_step / result.median:8.1f} img/s (train step) "
+            f"peak {peak:8.0f} MiB  x{baseline / result.median:.2f} vs reference",
             highlight=False,
+            markup=False,
         )
     change = bf16_loss_change(backbone, batches, device)
     out().print(f"bf16 loss change against fp32 (same state and batch): {100 * change:.3f}%", highlight=False)
