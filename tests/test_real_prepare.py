@@ -166,3 +166,13 @@ def test_a_cache_follows_the_listed_videos_not_the_root_path(tmp_path):
         "train_release/1/1",
         "train_release/1/3",
     ]
+
+
+def test_a_protocol_listing_a_video_twice_is_refused(tmp_path):
+    twice = {"Protocol_1/Train.txt": "+1,1_1_01_1\n+1,1_1_01_1\n"}
+    root = build_oulu(tmp_path / "oulu", ["Train_files/1_1_01_1"], twice)
+    for name in ("Dev.txt", "Test.txt"):
+        (root / "Protocols" / "Protocol_1" / name).write_text("")
+    with pytest.raises(FasbenchError, match="lists video 'Train_files/1_1_01_1' twice"):
+        prepare_domain(OuluNPU(str(root), protocol="1", **SIZE), tmp_path / "cache.h5", progress=False)
+    assert not (tmp_path / "cache.h5").exists()

@@ -86,12 +86,7 @@ class VideoDataset(Dataset):
         records = sorted(self.scan(root), key=lambda r: r.video_id)
         if not records:
             raise MissingDataError(f"{root}: no {self.title} video found in the official layout")
-        seen: set[str] = set()
-        for record in records:
-            if record.video_id in seen:
-                raise FasbenchError(f"{self.title}: video {record.video_id!r} is listed twice")
-            seen.add(record.video_id)
-        self._check_face_source(records)
+        self._check_face_source(records)  # (a video listed twice is refused by the core's prepare_domain)
         if any(r.label == LIVE for r in records):
             self._depth_labeller()  # fails now, not in every worker, when its folder is wrong
         return records
