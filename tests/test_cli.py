@@ -81,3 +81,10 @@ def test_broken_plugin_warns_but_list_still_works(capsys, broken_plugin):
     assert status == 0
     assert "learners (" in out
     assert "plugin 'broken' (fbtest-cli-broken 0.1) failed to load" in err and "needs libfoo" in err
+
+
+def test_info_shows_a_datasets_options_and_its_module_notes(capsys):
+    status, out, _ = run(capsys, "info", "msu")
+    assert status == 0
+    assert "MSU-MFSD (M)" in out and "bob.db.msu_mfsd_mod" in out  # class doc, then the module's naming notes
+    assert "'frames_per_video': 10" in out and "'face_gap': 5" in out and "'depth': 'prior'" in out

@@ -91,7 +91,10 @@ def _declared_table(spec: BenchmarkSpec, kind: str) -> Table:
 
 
 def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
-    """A learner's DEFAULTS updated by registry.yaml; otherwise the constructor's keyword defaults."""
+    """A learner's DEFAULTS updated by registry.yaml; a plugin's ``default_options()`` where it declares its
+    options that way (the real datasets); otherwise the constructor's keyword defaults."""
+    if callable(getattr(entry.obj, "default_options", None)):
+        return dict(entry.obj.default_options())
     defaults = getattr(entry.obj, "DEFAULTS", None)
     if defaults is not None:
         config: dict[str, Any] = {"hparams": {**defaults, **spec.learner(entry.name).hparams}}
@@ -142,6 +145,9 @@ def run_info(args: argparse.Namespace) -> int:
         table.add_row("class", f"{obj.__module__}.{obj.__qualname__}")
         table.add_row("plugin", str(entry.plugin))
         table.add_row("doc", inspect.cleandoc(obj.__doc__ or ""))
+        module = inspect.getmodule(obj)
+        if module is not None and module.__doc__ and module.__doc__.strip() != (obj.__doc__ or "").strip():
+            table.add_row("module", inspect.cleandoc(module.__doc__))  # sources, facts, deliberate differences
         table.add_row("defaults", str(_default_config(entry, spec)))
         console.print(table)
     return 0

@@ -49,6 +49,14 @@ class VideoDataset(Dataset):
     def _resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         return resolve_options(cls.name, {**COMMON_OPTIONS, **cls.EXTRA_OPTIONS}, given)
 
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option with its default (what ``fasbench info`` shows)."""
+        return {
+            "root": None,
+            **{name: option.default for name, option in {**COMMON_OPTIONS, **cls.EXTRA_OPTIONS}.items()},
+        }
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for worker processes without the finder and labeller (rebuilt there on first use)."""
         state = dict(self.__dict__)
