@@ -42,7 +42,8 @@ def test_layers_defaults_preset_budget_and_overrides():
     assert config["hparams"] == ToyLearner.DEFAULTS and config["budget"] == 5000
     demo = resolve(preset="cpu_demo")
     assert demo["budget"] == 300 and demo["eval_every"] == 50
-    assert demo["backbone"] == {"type": "rfmeta_cnn", "width": 0.25, "input_size": 64}
+    assert demo["backbone"] == {"type": "rfmeta_cnn", "width": 0.125, "input_size": 64}
+    assert demo["hparams"]["batch_per_class"] == 5 and demo["hparams"]["lr"] == ToyLearner.DEFAULTS["lr"]
     assert resolve(preset="cpu_demo", budget=7)["budget"] == 7  # --budget beats the preset
     tuned = resolve(cfg_options={"hparams.lr": 0.5, "backbone.width": 0.5, "data.workers": 2})
     assert tuned["hparams"]["lr"] == 0.5 and tuned["backbone"]["width"] == 0.5 and tuned["data"]["workers"] == 2
