@@ -20,6 +20,8 @@ from torch import nn
 from fasbench.errors import FasbenchError
 from fasbench.interfaces import DomainBatch, InputSpec, Learner
 from fasbench.training import (
+    AMP_MODES,
+    OPTIMIZERS,
     FiniteLossGuard,
     autocast,
     build_optimizer,
@@ -160,10 +162,10 @@ class NetworkLearner(Learner):
         hp = self.hparams
         require_number("hparams.batch_per_class", hp["batch_per_class"], minimum=1, integer=True)
         require_number("hparams.classifier_bn_momentum", hp["classifier_bn_momentum"])
-        require_choice("hparams.amp", hp["amp"], ("none", "bf16"))
+        require_choice("hparams.amp", hp["amp"], AMP_MODES)
         require_flag("hparams.channels_last", hp["channels_last"])
         if "optimizer" in self.DEFAULTS:
-            require_choice("hparams.optimizer", hp["optimizer"], ("adam", "sgd"))
+            require_choice("hparams.optimizer", hp["optimizer"], OPTIMIZERS)
             for name in ("lr", "momentum", "weight_decay"):
                 require_number(f"hparams.{name}", hp[name])
 
