@@ -76,6 +76,16 @@ class Dataset(ABC):
         """Everything that determines the prepared content, recorded in the cache manifest."""
         return dict(self.options)
 
+    def splits(self) -> tuple[str, ...]:
+        """The official splits this domain has, from its records (in SPLITS order): its split contract."""
+        present = {record.split for record in self.records()}
+        return tuple(split for split in SPLITS if split in present)
+
+    def canonical_list(self) -> Any:
+        """The path of the official distribution's full video list (see ``fasbench.data.canonical``), or
+        None when the dataset has none (generated data, a subset protocol)."""
+        return None
+
 
 # -- networks --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -192,6 +202,28 @@ class Learner(ABC):
     def check_finite(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Raise TrainingError if a loss since the start was not finite. The runner calls it at each
         logging step; learners that defer that check off the device (no sync per step) implement it."""
+
+    def named_tensors(self) -> dict[str, Any]:
+        """The tensors whose values determine the scores (parameters, BatchNorm statistics...), by name.
+
+        The runner checks them for NaN and infinity at every logging step and before every checkpoint, so
+        a diverged run stops (and is never recorded) even when its loss still looks finite. The default
+        walks ``state_dict()``; a learner may return less (e.g. its networks only).
+        """
+        found: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if hasattr(value, "is_floating_point"):
+                found[prefix] = value
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), item)
+            elif isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    walk(f"{prefix}.{index}", item)
+
+        walk("", self.state_dict())
+        return found
 
     def optimizers(self) -> list[Any]:
         """The torch optimisers of the outer update. Under data parallelism the runner averages their

@@ -7,6 +7,7 @@ its sources is refused with the file and the offending entry named.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any
 
 import yaml
 
-from fasbench.errors import RegistryFileError, UnknownNameError
+from fasbench.errors import FasbenchError, RegistryFileError, UnknownNameError
 
 PACKAGED = Path(__file__).with_name("registry.yaml")
 ENV_VAR = "FASBENCH_REGISTRY"
 SELECTIONS = ("last", "source_val", "oracle")
+VALIDATION_RULES = ("dev_or_holdout", "holdout", "none")
+ALL_SPLITS = "all"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,64 @@ class SuiteSpec:
 
 
 @dataclass(frozen=True)
+class ConventionSpec:
+    """Which videos play which role in a run (a named data convention of registry.yaml).
+
+    ``train`` and ``target`` are the official splits whose videos train (sources) and are scored (target),
+    or ``all``; ``validation`` says where a source's validation videos come from: ``dev_or_holdout`` (its
+    dev split when it has one, else a held-out part of its subjects), ``holdout`` (always held-out
+    subjects) or ``none``. Validation videos never train. The rest are defaults a run may override
+    (``data.holdout_fraction`` ...): how many subjects are held out, the seed of that draw, and how many
+    frames per video are used for training and for scoring (None: every cached frame).
+    """
+
+    name: str
+    description: str = ""
+    train: str | tuple[str, ...] = ALL_SPLITS
+    validation: str = "dev_or_holdout"
+    target: str | tuple[str, ...] = ALL_SPLITS
+    holdout_fraction: float = 0.2
+    holdout_seed: int = 0
+    train_frames_per_video: int | None = None
+    eval_frames_per_video: int | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation != "none"
+
+    def tunables(self) -> dict[str, Any]:
+        """The values a run may override through ``data.*``."""
+        return {name: getattr(self, name) for name in CONVENTION_TUNABLES}
+
+    def rules(self) -> dict[str, Any]:
+        """What the convention fixes (not overridable per run): the splits of each role."""
+        return {"train": _as_list(self.train), "validation": self.validation, "target": _as_list(self.target)}
+
+    @property
+    def summary(self) -> str:
+        """One line for table captions: where validation and target videos come from."""
+        held = f"{self.holdout_fraction:.0%} held-out subjects"
+        validation = {
+            "dev_or_holdout": f"validation = each source's dev split, else {held}",
+            "holdout": f"validation = {held} of each source",
+            "none": "no source validation (every source video trains)",
+        }[self.validation]
+        train, target = (_describe_splits(value) for value in (self.train, self.target))
+        return f"convention {self.name}: sources train on {train}, {validation}; target: {target}"
+
+
+CONVENTION_TUNABLES = ("holdout_fraction", "holdout_seed", "train_frames_per_video", "eval_frames_per_video")
+
+
+def _describe_splits(value: str | tuple[str, ...]) -> str:
+    return "all videos" if value == ALL_SPLITS else f"the {'+'.join(value)} split"
+
+
+def _as_list(value: str | tuple[str, ...]) -> str | list[str]:
+    return value if isinstance(value, str) else list(value)
+
+
+@dataclass(frozen=True)
 class LearnerSpec:
     """The benchmarked configuration of one learner: backbone, paper hyper-parameters, citation."""
 
@@ -72,6 +133,14 @@ class BenchmarkSpec:
     learners: Mapping[str, LearnerSpec]
     leaderboard: Mapping[str, Any]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    conventions: Mapping[str, ConventionSpec] = field(default_factory=dict)
+
+    def convention(self, name: str) -> ConventionSpec:
+        if name not in self.conventions:
+            raise UnknownNameError(
+                "data convention", name, self.conventions, hint=f"conventions are declared in {self.path}"
+            )
+        return self.conventions[name]
 
     def protocol(self, name: str) -> ProtocolSpec:
         if name not in self.protocols:
@@ -104,8 +173,12 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
         {"description", "budget", "eval_every", "checkpoint_every", "log_every", "backbone", "hparams", "data"},
         {"description"},
     ),
+    "convention": (
+        {"description", "train", "validation", "target", *CONVENTION_TUNABLES},
+        {"description", "train", "validation", "target"},
+    ),
 }
-_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard"}
+_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard", "conventions"}
 _DEFAULTS = {
     "suite",
     "seeds",
@@ -120,6 +193,7 @@ _DEFAULTS = {
     "data",
 }
 _LEADERBOARD = {"learners", "protocols", "seeds", "metrics", "suite"}
+_SPLIT_NAMES = ("train", "dev", "test")
 
 
 class _Checker:
@@ -160,6 +234,23 @@ class _Checker:
                 raise self.fail(where, f"unknown {what} {name!r} (known: {', '.join(known)})")
 
 
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _no_code(check: _Checker, options: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """Refuse option values that name Python code to import (``package.module:Class``): a registry file may
+    come from anyone; code-loading options are taken only from the command line or the user's config file."""
+    for key, value in options.items():
+        if isinstance(value, str) and _IMPORT_PATH.match(value):
+            raise check.fail(
+                f"{where}.{key}",
+                f"{value!r} names Python code to import and run; a registry file may not do that. Give it on the "
+                "command line (`fasbench prepare NAME --option "
+                f"{key}={value}`) or in your own fasbench config file (options: {{DATASET: {{{key}: {value}}}}})",
+            )
+    return options
+
+
 def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
     """Validate parsed YAML ``data`` (read from ``path``) into a ``BenchmarkSpec``."""
     check = _Checker(path)
@@ -170,7 +261,9 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
     domains = {}
     for letter, raw in check.mapping(top["domains"], "domains").items():
         entry = check.entry("domain", raw, f"domains.{letter}")
-        options = check.mapping(entry.get("options"), f"domains.{letter}.options")
+        options = _no_code(
+            check, check.mapping(entry.get("options"), f"domains.{letter}.options"), f"domains.{letter}.options"
+        )
         domains[letter] = DomainSpec(str(letter), str(entry.get("name", letter)), str(entry["dataset"]), options)
     if not domains:
         raise check.fail("domains", "no domain declared")
@@ -198,9 +291,18 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
         for letter, override in check.mapping(entry.get("domains"), f"{where}.domains").items():
             check.known((letter,), domains, "domain", f"{where}.domains")
             item = check.entry("suite domain", override, f"{where}.domains.{letter}")
-            options = check.mapping(item.get("options"), f"{where}.domains.{letter}.options")
+            options = _no_code(
+                check,
+                check.mapping(item.get("options"), f"{where}.domains.{letter}.options"),
+                f"{where}.domains.{letter}.options",
+            )
             bound[letter] = DomainSpec(letter, domains[letter].name, str(item["dataset"]), options)
         suites[name] = SuiteSpec(str(name), str(entry.get("description", "")), bound)
+
+    conventions = {
+        str(name): _convention(check, str(name), raw)
+        for name, raw in check.mapping(top.get("conventions"), "conventions").items()
+    }
 
     defaults = check.keys(top.get("defaults"), "defaults", _DEFAULTS)
     if "suite" in defaults:
@@ -226,7 +328,9 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
         presets[str(name)] = dict(entry)
     if "cpu_preset" in defaults and defaults["cpu_preset"] is not None:
         check.known((defaults["cpu_preset"],), presets, "preset", "defaults.cpu_preset")
-    check.mapping(defaults.get("data"), "defaults.data")
+    default_data = check.mapping(defaults.get("data"), "defaults.data")
+    if "convention" in default_data:
+        check.known((default_data["convention"],), conventions, "convention", "defaults.data.convention")
 
     leaderboard = check.keys(top.get("leaderboard"), "leaderboard", _LEADERBOARD)
     if "protocols" in leaderboard:
@@ -244,7 +348,52 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
         if seeds is not None and not (isinstance(seeds, list) and all(isinstance(s, int) for s in seeds)):
             raise check.fail(where, f"expected a list of integers, got {seeds!r}")
 
-    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets)
+    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets, conventions)
+
+
+def _convention(check: _Checker, name: str, raw: Any) -> ConventionSpec:
+    where = f"conventions.{name}"
+    entry = check.entry("convention", raw, where)
+    roles = {}
+    for role in ("train", "target"):
+        value = entry[role]
+        if value != ALL_SPLITS:
+            splits = check.string_list(value, f"{where}.{role}")
+            unknown = [s for s in splits if s not in _SPLIT_NAMES]
+            if not splits or unknown:
+                raise check.fail(
+                    f"{where}.{role}", f"expected 'all' or a list of splits out of {_SPLIT_NAMES}, got {value!r}"
+                )
+            value = splits
+        roles[role] = value
+    if entry["validation"] not in VALIDATION_RULES:
+        raise check.fail(
+            f"{where}.validation", f"must be one of {', '.join(VALIDATION_RULES)}, got {entry['validation']!r}"
+        )
+    tunables = {key: entry[key] for key in CONVENTION_TUNABLES if key in entry}
+    try:
+        check_tunables(tunables)
+    except FasbenchError as error:
+        raise check.fail(where, str(error)) from None
+    return ConventionSpec(
+        name, str(entry["description"]), roles["train"], entry["validation"], roles["target"], **tunables
+    )
+
+
+def check_tunables(values: Mapping[str, Any]) -> None:
+    """Refuse a bad ``holdout_fraction`` (must be in (0, 1)), ``holdout_seed`` or frames-per-video value."""
+    if "holdout_fraction" in values:
+        fraction = values["holdout_fraction"]
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise FasbenchError(f"holdout_fraction must be a number in (0, 1), got {fraction!r}")
+    if "holdout_seed" in values:
+        seed = values["holdout_seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise FasbenchError(f"holdout_seed must be an integer >= 0, got {seed!r}")
+    for key in ("train_frames_per_video", "eval_frames_per_video"):
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FasbenchError(f"{key} must be a positive integer or null (every cached frame), got {value!r}")
 
 
 def spec_path(path: str | os.PathLike | None = None) -> Path:
@@ -260,6 +409,8 @@ def load_spec(path: str | os.PathLike | None = None) -> BenchmarkSpec:
     chosen = spec_path(path)
     try:
         data = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise RegistryFileError(f"{chosen}: not a UTF-8 text file ({error}); save it as UTF-8") from error
     except yaml.YAMLError as error:
         raise RegistryFileError(f"{chosen}: not valid YAML: {error}") from error
     return parse_spec(data, chosen)

@@ -61,10 +61,23 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 
 def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Every RNG a training step may draw from: python, numpy, torch CPU, torch CUDA, and ``generators``."""
+    """Every RNG a training step may draw from: python, numpy, torch CPU, torch CUDA, and ``generators``.
+
+    Only tensors and plain containers, so that a checkpoint holding it loads with ``weights_only=True``
+    (nothing in a checkpoint can run code): python's and numpy's Mersenne Twister states become int64
+    tensors beside their small plain fields.
+    """
+    version, python_key, gauss = random.getstate()
+    kind, numpy_key, position, has_gauss, cached = np.random.get_state()
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "key": torch.tensor(python_key, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "kind": str(kind),
+            "key": torch.from_numpy(np.asarray(numpy_key, dtype=np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "generators": {name: generator.get_state() for name, generator in (generators or {}).items()},
@@ -73,8 +86,17 @@ def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -
 
 def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None) -> None:
     """Put back what ``capture_rng_state`` returned (CUDA states only where CUDA is available)."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python, numpy_state = state["python"], state["numpy"]
+    random.setstate((python["version"], tuple(int(v) for v in python["key"].tolist()), python["gauss"]))
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["key"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -155,6 +177,24 @@ class FiniteLossGuard:
                 f"non-finite loss {', '.join(map(repr, names))} at step {step}; lower the learning rate "
                 "(--cfg-options hparams.lr=...) or disable mixed precision (hparams.amp=none) and run again"
             )
+
+
+def non_finite_tensors(named: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity.
+
+    One ``isfinite().all()`` per tensor stacked into one flag vector per device, read back once (one
+    host-device sync per device, however many tensors); the names are looked up only when a flag is off.
+    """
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for name, tensor in named.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.numel():
+            by_device.setdefault(tensor.device, []).append((name, tensor.detach()))
+    bad = []
+    for tensors in by_device.values():
+        flags = torch.stack([torch.isfinite(tensor).all() for _, tensor in tensors])
+        if not bool(flags.all()):
+            bad += [name for (name, _), ok in zip(tensors, flags.tolist(), strict=True) if not ok]
+    return bad
 
 
 # -- functional inner steps -------------------------------------------------------------------------

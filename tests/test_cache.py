@@ -84,8 +84,10 @@ def test_prepared_cache_holds_resized_frames_tables_and_manifest(tmp_path):
     assert cache.image_shape == (16, 16, 3) and cache.depth_shape == (4, 4)
     assert cache.labels.tolist() == [1, 1, 1, 0, 0, 0] * 3
     assert cache.video_ids[3] == "s0/print" and cache.frame_indices[:3].tolist() == [0, 5, 10]
-    assert cache.frames_of("test").tolist() == list(range(12, 18))
-    assert cache.frames_of(("train", "dev")).tolist() == list(range(12))
+    assert cache.split_names == ("train", "dev", "test")
+    test_videos = [r.video_id for r in cache.records if r.split == "test"]
+    assert cache.video_rows(test_videos).tolist() == list(range(12, 18))
+    assert cache.video_rows().tolist() == list(range(18))
     video = cache.records[2]
     assert (video.video_id, video.split, video.start, video.count, video.path) == (
         "s1/live",

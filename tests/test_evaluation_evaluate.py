@@ -1,5 +1,6 @@
 """``evaluate``: threshold policies, levels, bootstrap intervals, and the ``fasbench metrics`` command."""
 
+import dataclasses
 import json
 import types
 
@@ -149,7 +150,8 @@ def test_vectorised_bootstrap_equals_a_loop_over_resamples():
 
 def test_metrics_command_prints_json_and_tables(tmp_path, capsys):
     path = tmp_path / "target.h5"
-    write_scores(path, synthetic(seed=5), {"step": 3})
+    table = synthetic(seed=5)
+    write_scores(path, dataclasses.replace(table, score=np.clip(table.score, 0, 1)), {"step": 3})  # P(live)
     assert main(["metrics", str(path), "--json", "--metrics", "HTER", "AUC", "--bootstrap", "20"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["metrics"] == pytest.approx(evaluate(synthetic(seed=5), metrics=["HTER", "AUC"])["metrics"])

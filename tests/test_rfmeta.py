@@ -327,13 +327,19 @@ def test_bad_batches_are_refused_with_the_shape_wanted():
 SYNTHETIC_OPTIONS = {"subjects": 16, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 8}
 
 
+def split_rows(cache, split: str):  # noqa: ANN001, ANN201
+    """The frames of the cache's videos in one official split."""
+    return cache.video_rows([r.video_id for r in cache.records if r.split == split])
+
+
 def _target_auc(learner: RFMeta, cache) -> float:  # noqa: ANN001
     from sklearn.metrics import roc_auc_score
 
     from fasbench.data import eval_batches
 
     scores, labels = [], []
-    for images, meta in eval_batches(cache, splits=("test",), input_spec=learner.input_spec, batch_size=64):
+    rows = split_rows(cache, "test")
+    for images, meta in eval_batches(cache, rows, input_spec=learner.input_spec, batch_size=64):
         scores.append(learner.score(images).numpy())
         labels.append(meta["label"])
     return float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
@@ -353,7 +359,10 @@ def test_a_short_cpu_run_on_the_synthetic_suite_improves_the_target_auc(tmp_path
         backbone={"type": "rfmeta_cnn", "width": 0.25, "input_size": 32}, num_domains=3, hparams={"batch_per_class": 5}
     )
     before = _target_auc(learner, caches["O"])
-    stream = domain_batches([caches[letter] for letter in "ICM"], k=5, input_spec=learner.input_spec, seed=0)
+    sources = [caches[letter] for letter in "ICM"]
+    stream = domain_batches(
+        sources, [split_rows(c, "train") for c in sources], k=5, input_spec=learner.input_spec, seed=0
+    )
     learner.fit(stream, budget=30)
     after = _target_auc(learner, caches["O"])
     assert after > before + 0.1, f"target AUC {before:.3f} -> {after:.3f}"

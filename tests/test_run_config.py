@@ -1,12 +1,13 @@
 """Run configuration: layering of defaults, preset and overrides; run ids."""
 
+import re
 import types
 
 import pytest
 
 from fasbench import hookimpl
 from fasbench.errors import FasbenchError, UnknownNameError
-from fasbench.registry import PluginInfo, Registries
+from fasbench.registry import PluginInfo, discover
 from fasbench.runs.config import resolve_run_config, run_dir, run_id
 from fasbench.spec import load_spec
 
@@ -25,9 +26,7 @@ def registries():
         registry.add("learners", "toy", ToyLearner)
 
     module.fasbench_register = fasbench_register
-    built = Registries()
-    built.add_plugin(module, PluginInfo("toy", "toy"))
-    return built
+    return discover(extra=[(module, PluginInfo("toy", "toy"))])  # the installed plugins, plus the toy learner
 
 
 def resolve(**kwargs):
@@ -69,3 +68,43 @@ def test_refusals():
         resolve(preset="fast")
     with pytest.raises(UnknownNameError, match="unknown learner 'toyy'"):
         resolve(learner="toyy")
+
+
+def test_the_data_convention_is_spelled_out_in_the_config():
+    data = resolve()["data"]
+    assert (data["convention"], data["train"], data["validation"], data["target"]) == (
+        "fasbench", "all", "dev_or_holdout", "all",
+    )  # fmt: skip
+    assert (data["holdout_fraction"], data["holdout_seed"], data["eval_frames_per_video"]) == (0.2, 0, None)
+    official = resolve(cfg_options={"data.convention": "official", "data.eval_frames_per_video": 2})["data"]
+    assert (official["train"], official["target"], official["eval_frames_per_video"]) == (["train"], ["test"], 2)
+    assert run_id(resolve(cfg_options={"data.holdout_seed": 1})) != run_id(resolve())
+
+
+def test_bad_data_conventions_are_refused_before_training():
+    with pytest.raises(UnknownNameError, match="unknown data convention 'oficial'; did you mean 'official'"):
+        resolve(cfg_options={"data.convention": "oficial"})
+    with pytest.raises(FasbenchError, match=r"holdout_fraction must be a number in \(0, 1\), got 1.5"):
+        resolve(cfg_options={"data.holdout_fraction": 1.5})
+    with pytest.raises(FasbenchError, match="data.target is fixed by the data convention"):
+        resolve(cfg_options={"data.target": ["test"]})
+    with pytest.raises(FasbenchError, match="eval_frames_per_video must be a positive integer"):
+        resolve(cfg_options={"data.eval_frames_per_video": 0})
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"budgett": 5}, "unknown run config key 'budgett'; did you mean 'budget'"),
+        ({"data.worker": 2}, "unknown run config key 'data.worker'; did you mean 'data.workers'"),
+        ({"hparams.lrr": 1}, "no hyper-parameter 'lrr'; did you mean 'lr'"),
+        ({"backbone.widht": 0.5}, "unknown run config key 'backbone.widht'; did you mean 'backbone.width'"),
+        ({"hparams.first_order": "yes"}, "hparams.first_order of learner 'toy' must be true or false, got 'yes'"),
+        ({"hparams.lr": "fast"}, "hparams.lr of learner 'toy' must be a number, got 'fast'"),
+        ({"eval_every": 2.5}, "eval_every must be an integer, got 2.5"),
+        ({"data.workers": -1}, "data.workers must be >= 0"),
+    ],
+)
+def test_typos_and_wrong_types_anywhere_in_the_config_are_refused(options, message):
+    with pytest.raises(FasbenchError, match=re.escape(message)):
+        resolve(cfg_options=options)

@@ -14,23 +14,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import yaml
 from sklearn.metrics import roc_auc_score
+from tiny import tiny_registry
 
 from fasbench.cli import main
 from fasbench.evaluation import evaluate, read_scores
 from fasbench.results.store import ResultsStore
-from fasbench.spec import PACKAGED
 
-TINY_DOMAIN = {"subjects": 4, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 4}
-TINY_PRESET = {
-    "description": "tests: 32 px, 1/16 width",
-    "budget": 4,
-    "eval_every": 2,
-    "checkpoint_every": 2,
-    "log_every": 1,
-    "backbone": {"width": 0.0625, "input_size": 32},
-}
 K = "hparams.batch_per_class=2"
 RUN_FILES = ("config.json", "environment.json", "checkpoint.pt", "evals.jsonl", "metrics.json", "record.json")
 
@@ -42,12 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def setup(tmp_path_factory):
     """A registry whose synthetic suite is tiny, a shared cache dir, and an env for subprocesses."""
     folder = tmp_path_factory.mktemp("runner")
-    data = yaml.safe_load(PACKAGED.read_text())
-    for letter, binding in data["suites"]["synthetic"]["domains"].items():
-        binding["options"] = {"domain": letter, **TINY_DOMAIN}
-    data["presets"]["tiny"] = TINY_PRESET
-    registry = folder / "registry.yaml"
-    registry.write_text(yaml.safe_dump(data))
+    registry = tiny_registry(folder)
     cache = folder / "cache"
     return {"registry": str(registry), "cache": str(cache), "folder": folder}
 
@@ -83,8 +68,8 @@ def test_run_writes_a_run_dir_a_store_row_and_a_leaderboard(setup, tmp_path, cap
 
     # the recorded numbers are the scores file's numbers (AUC against scikit-learn at frame level)
     table, attrs = read_scores(run / "scores" / "last-target.h5")
-    # target O's test split: 1 of 4 subjects x (1 live, 1 print, 1 replay video) x 2 frames
-    assert (len(table.score), int(table.label.sum())) == (6, 2)
+    # target O under the fasbench convention, every split: 4 subjects x (1 live, 1 print, 1 replay video) x 2 frames
+    assert (len(table.score), int(table.label.sum())) == (24, 8)
     assert np.all((table.score >= 0) & (table.score <= 1)) and attrs["learner"] == "binary_cnn"
     store = ResultsStore(out / "results.sqlite")
     rows = store.rows(selection="last", threshold_policy="test_eer", level="frame")

@@ -56,6 +56,20 @@ def mutated(change):
         (lambda d: d["leaderboard"].update(protocols=["OCI_M", "XYZ"]), r"leaderboard\.protocols: unknown protocol"),
         (lambda d: d["leaderboard"].update(seeds=[0, "1"]), r"leaderboard\.seeds: expected a list of integers"),
         (lambda d: d.update(version=2), r"version: unsupported version 2"),
+        (
+            lambda d: d["conventions"]["official"].update(target=["tst"]),
+            r"conventions\.official\.target: expected 'all'",
+        ),
+        (
+            lambda d: d["conventions"]["official"].update(validation="dev"),
+            r"conventions\.official\.validation: must be",
+        ),
+        (
+            lambda d: d["conventions"]["official"].update(holdout_fraction=1.0),
+            r"conventions\.official: holdout_fraction",
+        ),
+        (lambda d: d["conventions"]["official"].pop("train"), r"conventions\.official: missing key 'train'"),
+        (lambda d: d["defaults"]["data"].update(convention="paper"), r"defaults\.data\.convention: unknown convention"),
     ],
 )
 def test_schema_refusals_name_file_and_entry(tmp_path, change, message):

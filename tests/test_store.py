@@ -58,6 +58,7 @@ def test_rebuild_reads_only_finished_runs(tmp_path):
         "learner": "rfmeta",
         "protocol": "ICM_O",
         "suite": "synthetic",
+        "convention": "fasbench",
         "seed": 2,
         "steps": 10,
         "train_seconds": 1.5,
@@ -74,7 +75,7 @@ def test_rebuild_reads_only_finished_runs(tmp_path):
     (finished / "done").write_text("abc\n")
     store = ResultsStore(tmp_path / "r.sqlite")
     store.put([row(9)])  # stale: gone after the rebuild
-    assert rebuild(store, tmp_path / "runs") == 1
+    assert rebuild(tmp_path / "r.sqlite", tmp_path / "runs") == (1, [])
     (only,) = store.rows()
     assert (only.run_id, only.seed, only.threshold, only.metrics) == ("finished", 2, 0.4, {"HTER": 0.25})
     assert rows_from_record(record, "d")[0].run_dir == "d"

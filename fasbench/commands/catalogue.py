@@ -13,7 +13,7 @@ from fasbench.errors import UnknownNameError
 from fasbench.registry import KINDS, Entry, Registries, get_registries
 from fasbench.spec import BenchmarkSpec, load_spec
 
-DECLARED = ("protocols", "suites", "domains")
+DECLARED = ("protocols", "suites", "domains", "conventions")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Class, module, plugin, docstring and default config of NAME.",
     )
     info.add_argument("name")
+    info.add_argument("--suite", help="for a protocol: whose datasets to count (default: registry.yaml defaults.suite)")
+    info.add_argument("--convention", help="for a protocol: the data convention (default: defaults.data.convention)")
+    info.add_argument("--cache-dir", help="frame cache directory (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
     info.set_defaults(handler=run_info)
 
 
@@ -77,6 +80,11 @@ def _declared_table(spec: BenchmarkSpec, kind: str) -> Table:
             table.add_column(column)
         for p in spec.protocols.values():
             table.add_row(p.name, " ".join(p.sources), p.target, p.description)
+    elif kind == "conventions":
+        for column in ("name", "roles", "description"):
+            table.add_column(column)
+        for c in spec.conventions.values():
+            table.add_row(c.name, c.summary.split(": ", 1)[1], c.description)
     elif kind == "suites":
         for column in ("name", "domains", "description"):
             table.add_column(column)
@@ -112,6 +120,70 @@ def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
     }
 
 
+def _videos_of(registries: Registries, dataset: str, options: dict[str, Any], cache_dir: str | None):
+    """(videos, frames per video id or None, where they come from) for counting roles without training."""
+    from fasbench.data import cache_path, open_cache
+    from fasbench.data.canonical import read_canonical
+
+    path = cache_path(cache_dir, dataset, options)
+    if path.exists():
+        cache = open_cache(path)
+        return cache.records, {r.video_id: r.count for r in cache.records}, "prepared cache"
+    built = registries.build("datasets", {"type": dataset, **options})
+    if getattr(built, "auto_prepare", False):
+        return built.records(), None, "generated"
+    listed = built.canonical_list()
+    if listed is not None:
+        return read_canonical(listed, dataset).videos, None, "official list"
+    return None, None, f"not prepared: run `fasbench prepare {dataset}`"
+
+
+def protocol_roles_table(
+    spec: BenchmarkSpec, protocol: str, suite: str | None, convention: str | None, cache_dir: str | None
+) -> Table:
+    """Videos (live / spoof) and frames of every role of ``protocol``, from the prepared caches where they
+    exist, else from the datasets' official lists: what a run would use, shown before any training."""
+    from fasbench.data.roles import resolve_protocol
+
+    registries = _registries()
+    chosen_suite = spec.suite(suite or spec.defaults.get("suite", "real"))
+    chosen = spec.convention(convention or spec.defaults.get("data", {}).get("convention", "fasbench"))
+    p = spec.protocol(protocol)
+    found = {}
+    for letter in (*p.sources, p.target):
+        domain = chosen_suite.domains[letter]
+        found[letter] = (domain.dataset, *_videos_of(registries, domain.dataset, dict(domain.options), cache_dir))
+    table = Table(title=f"{p.name} on suite {chosen_suite.name}, {chosen.summary}", title_justify="left")
+    for column in ("domain", "dataset", "role", "videos", "live", "spoof", "frames", "counted from"):
+        table.add_column(column, justify="right" if column in ("videos", "live", "spoof", "frames") else "left")
+    table.caption = (
+        "counted from the prepared cache where there is one, else from the dataset's official video list "
+        "(what a complete copy would give) or its generator"
+    )
+    missing = [letter for letter, (_, videos, _, _) in found.items() if videos is None]
+    if missing:
+        for letter in missing:
+            table.add_row(letter, found[letter][0], "-", "", "", "", "", found[letter][3])
+        return table
+    roles = resolve_protocol(
+        chosen,
+        {letter: (found[letter][0], found[letter][1]) for letter in p.sources},
+        (p.target, found[p.target][0], found[p.target][1]),
+    )
+    for letter, by_role in roles.counts().items():
+        dataset, videos, frames, origin = found[letter]
+        resolved = roles.sources.get(letter) or roles.target
+        for role, count in by_role.items():
+            ids = getattr(resolved, role)
+            shown_role = role if role != "validation" else f"validation ({resolved.validation_from})"
+            frame_count = str(sum(frames[v] for v in ids)) if frames is not None else "-"
+            table.add_row(
+                letter, dataset, shown_role, str(count["videos"]), str(count["live"]), str(count["spoof"]),
+                frame_count, origin,
+            )  # fmt: skip
+    return table
+
+
 def run_info(args: argparse.Namespace) -> int:
     console = out()
     spec = load_spec(args.registry)
@@ -122,6 +194,13 @@ def run_info(args: argparse.Namespace) -> int:
             f"[bold]protocol {p.name}[/]: train on {', '.join(p.sources)}; test on {p.target}. {p.description}",
             highlight=False,
         )
+        console.print(protocol_roles_table(spec, p.name, args.suite, args.convention, args.cache_dir))
+        return 0
+    if name in spec.conventions:
+        c = spec.conventions[name]
+        console.print(f"[bold]data convention {c.name}[/]: {c.description}", highlight=False)
+        console.print(c.summary, highlight=False)
+        console.print({"rules": c.rules(), "tunables (data.<name>)": c.tunables()})
         return 0
     if name in spec.suites:
         s = spec.suites[name]

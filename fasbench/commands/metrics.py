@@ -9,6 +9,9 @@ from typing import Any
 from rich.table import Table
 
 from fasbench.console import out, warn_broken
+from fasbench.errors import FasbenchError
+
+SCORE_KINDS = ("probabilities", "logits", "distances")
 
 PERCENT_NOTE = "values in %; JSON gives fractions"
 SEED_LAYOUT_NOTE = "\nseed layout (score and label only): no video ids, so every frame counts as its own video"
@@ -45,6 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--bootstrap", type=int, default=0, metavar="B", help="resamples for 95%% intervals (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument(
+        "--scores-are",
+        default="probabilities",
+        choices=SCORE_KINDS,
+        help="what the file's scores are: probabilities (P(live) in [0, 1], the default; anything outside is "
+        "refused), logits (P(live) = sigmoid(score)) or distances (>= 0, smaller = more live; P(live) = exp(-d))",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.set_defaults(handler=run_metrics)
 
@@ -56,7 +66,10 @@ def run_metrics(args: argparse.Namespace) -> int:
     registries = get_registries()
     warn_broken(registries)
     table, attrs = read_scores(args.scores)
-    source_val = read_scores(args.source_val)[0] if args.source_val else None
+    table = as_probabilities(table, args.scores_are, args.scores)
+    source_val = None
+    if args.source_val:
+        source_val = as_probabilities(read_scores(args.source_val)[0], args.scores_are, args.source_val)
     result = evaluate(
         table,
         policy=args.threshold_policy,
@@ -68,12 +81,35 @@ def run_metrics(args: argparse.Namespace) -> int:
         registries=registries,
         reduce=args.reduce,
     )
-    result["file"] = {"path": args.scores, "layout": attrs.get("layout")}
+    result["file"] = {"path": args.scores, "layout": attrs.get("layout"), "scores_are": args.scores_are}
     if args.json:
         out().out(json.dumps(result, indent=2, allow_nan=False), highlight=False)
     else:
         out().print(_metrics_table(result, registries))
     return 0
+
+
+def as_probabilities(table: Any, kind: str, path: str) -> Any:
+    """The table with its scores as P(live): checked to lie in [0, 1], or mapped from logits or distances."""
+    import dataclasses
+
+    import numpy as np
+
+    score = table.score
+    if kind == "logits":
+        return dataclasses.replace(table, score=1.0 / (1.0 + np.exp(-score)))
+    if kind == "distances":
+        if (score < 0).any():
+            raise FasbenchError(f"{path}: --scores-are distances, but {int((score < 0).sum())} scores are negative")
+        return dataclasses.replace(table, score=np.exp(-score))
+    outside = (score < 0) | (score > 1)
+    if outside.any():
+        raise FasbenchError(
+            f"{path}: {int(outside.sum())} of {len(score)} scores lie outside [0, 1] (min {score.min():.4g}, max "
+            f"{score.max():.4g}); fasbench reads a score as P(live). Say what they are: --scores-are logits "
+            "(P(live) = sigmoid(score)) or --scores-are distances (smaller = more live; P(live) = exp(-d))"
+        )
+    return table
 
 
 def _metrics_table(result: dict[str, Any], registries: Any) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -36,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--compression", choices=("none", "lzf", "gzip"), default="none", help="compress the cached crops"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="prepare nothing: read every chunk of the caches (of NAME / --suite, else all in the cache dir) "
+        "and check their checksums and content hash",
+    )
     parser.set_defaults(handler=run_prepare)
 
 
@@ -81,11 +88,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from fasbench.data import ensure_prepared, read_manifest
+    from fasbench.data.canonical import describe
     from fasbench.registry import get_registries
     from fasbench.spec import load_spec
 
     if args.workers < 0:
         raise FasbenchError(f"--workers must be >= 0, got {args.workers}")
+    if args.verify:
+        return run_verify(args)
     registries = get_registries()
     warn_broken(registries)
     if args.name is not None:
@@ -94,7 +104,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     if args.root and len({dataset for _, dataset, _ in planned}) > 1:
         raise FasbenchError("--root names one dataset's folder; prepare one dataset at a time with it")
     table = Table(title="prepared frame caches")
-    for column in ("domain", "options", "videos", "frames", "skipped", "cache file"):
+    for column in ("domain", "options", "videos", "frames", "skipped", "official distribution", "cache file"):
         table.add_column(column)
     failures = []
     for label, dataset, options in planned:
@@ -118,11 +128,52 @@ def run_prepare(args: argparse.Namespace) -> int:
             continue
         manifest = read_manifest(path)
         shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "-"
+        official = describe(manifest["canonical"]) if manifest.get("canonical") else "-"
         table.add_row(
-            label, shown, str(manifest["videos"]), str(manifest["frames"]), str(len(manifest["skipped"])), str(path)
+            label,
+            shown,
+            str(manifest["videos"]),
+            str(manifest["frames"]),
+            str(len(manifest["skipped"])),
+            official,
+            str(path),
         )
     if table.row_count:
         out().print(table)
     if failures:
         raise FasbenchError(f"{len(failures)} of {len(planned)} domains could not be prepared: {', '.join(failures)}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """``--verify``: every chunk of every chosen cache read and checked; a damaged one is named with the fix."""
+    from rich.table import Table
+
+    from fasbench.data import cache_path, default_cache_dir, open_cache
+    from fasbench.spec import load_spec
+
+    if args.name is None and args.suite is None:
+        directory = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+        paths = sorted(directory.glob("*.h5"))
+        if not paths:
+            raise FasbenchError(f"no frame cache in {directory} to verify")
+    else:
+        planned = targets(load_spec(args.registry), args.name, args.suite, parse_options(args.option))
+        paths = [cache_path(args.cache_dir, dataset, options) for _, dataset, options in planned]
+    table = Table(title="verified frame caches")
+    for column in ("cache file", "videos", "frames", "result"):
+        table.add_column(column)
+    damaged = []
+    for path in paths:
+        try:
+            cache = open_cache(path)
+            cache.verify()
+        except FasbenchError as error:
+            damaged.append(path)
+            table.add_row(str(path), "", "", f"[bold red]{escape(str(error))}[/]")
+            continue
+        table.add_row(str(path), str(len(cache.records)), str(len(cache)), "ok: every checksum and the content hash")
+    out().print(table)
+    if damaged:
+        raise FasbenchError(f"{len(damaged)} of {len(paths)} caches are damaged or unreadable (see above)")
     return 0

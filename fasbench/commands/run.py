@@ -33,6 +33,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs", help="runs directory; holds results.sqlite (default: runs)")
     parser.add_argument("--cache-dir", help="frame cache directory (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard what the run directories hold (checkpoint, result) and train from step 0",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("learner")
     run.add_argument("--protocol", required=True, help="e.g. ICM_O (see `fasbench list protocols`)")
     _common(run)
-    run.set_defaults(handler=run_one)
+    run.set_defaults(handler=run_one, skip_locked=False)
 
     bench = subparsers.add_parser(
         "bench",
@@ -57,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
     bench.add_argument("--shard", default="0/1", help="run only the i-th of n slices of the matrix (default 0/1)")
     _common(bench)
-    bench.set_defaults(handler=run_bench)
+    bench.set_defaults(handler=run_bench, skip_locked=True)
 
 
 def resolve_device(requested: str) -> str:
@@ -96,7 +101,7 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
     seeds = args.seeds or spec.defaults.get("seeds", [0])
     for protocol in protocols:
         spec.protocol(protocol)
-    return [
+    configs = [
         resolve_run_config(
             spec,
             registries,
@@ -113,25 +118,55 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
         for protocol in protocols
         for seed in seeds
     ]
+    for config in configs:
+        _check_reported(spec, config)
+    return configs
+
+
+def _check_reported(spec: BenchmarkSpec, config: dict) -> None:
+    """Refuse, before training, a run whose default table would need source validation it cannot have."""
+    if config["data"]["validation"] != "none":
+        return
+    for key, value in (
+        ("selection", spec.defaults.get("selection")),
+        ("threshold_policy", spec.defaults.get("threshold_policy")),
+    ):
+        if value == "source_val":
+            raise FasbenchError(
+                f"data convention {config['data']['convention']!r} has no source validation (every source video "
+                f"trains), but {spec.path} sets defaults.{key}: source_val; choose a convention with validation "
+                f"or set defaults.{key} to another value"
+            )
 
 
 def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]]) -> list[dict]:
     from fasbench import distributed
     from fasbench.results.store import ResultsStore
-    from fasbench.runs.execute import execute
+    from fasbench.runs.execute import execute, plan_run
+    from fasbench.runs.files import RunLockedError
 
     if configs and distributed.init_from_environment(configs[0]["device"]):
         err().print(f"data-parallel: rank {distributed.rank()} of {distributed.world_size()}", highlight=False)
     store = ResultsStore(Path(args.out) / "results.sqlite")
     registries = get_registries()
+    opened: dict = {}  # every run's roles are resolved before the first one trains
+    progress = not args.no_progress
+    plans = [plan_run(c, registries, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
     records = []
-    for index, config in enumerate(configs, 1):
+    for index, plan in enumerate(plans, 1):
+        config = plan.config
         err().print(
             f"[bold]run {index}/{len(configs)}[/]: {config['learner']} on {config['protocol']} "
             f"({config['suite']}, seed {config['seed']}, {config['budget']} steps, {config['device']})",
             highlight=False,
         )
-        record = execute(config, args.out, registries, store, cache_dir=args.cache_dir, progress=not args.no_progress)
+        try:
+            record = execute(plan, args.out, registries, store, progress=progress, restart=args.restart)
+        except RunLockedError as error:
+            if not args.skip_locked:
+                raise
+            err().print(f"  running elsewhere ({error.holder}): skipped", highlight=False)
+            continue
         if record.get("skipped"):
             err().print("  already finished: skipped", highlight=False)
         records.append(record)
@@ -146,14 +181,20 @@ def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
     policy = spec.defaults.get("threshold_policy", "test_eer")
     selection = spec.defaults.get("selection", "last")
     level = spec.defaults.get("level", "video")
-    rows = [
-        row
-        for record in records
-        for row in rows_from_record(record, "")
-        if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
-    ]
-    metrics = [m for m in ("HTER", "AUC", "TPR_at_FPR:1%", "ACER") if all(m in r.metrics for r in rows)]
-    out().print(to_rich(build_leaderboard(rows, metrics=metrics, higher_is_better=higher_is_better(metrics))))
+    for convention in sorted({record["convention"] for record in records}):
+        rows = [
+            row
+            for record in records
+            if record["convention"] == convention
+            for row in rows_from_record(record, "")
+            if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
+        ]
+        metrics = [m for m in ("HTER", "AUC", "TPR_at_FPR:1%", "ACER") if all(m in r.metrics for r in rows)]
+        summary = spec.convention(convention).summary if convention in spec.conventions else ""
+        board = build_leaderboard(
+            rows, metrics=metrics, higher_is_better=higher_is_better(metrics), convention_summary=summary
+        )
+        out().print(to_rich(board))
 
 
 def higher_is_better(metrics: list[str]) -> dict[str, bool]:

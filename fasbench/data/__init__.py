@@ -2,8 +2,8 @@
 
     path = ensure_prepared("synthetic", {"domain": "O"}, cache_dir)    # builds the plugin, prepares if needed
     cache = open_cache(path)                                            # MissingDataError when not prepared
-    stream = domain_batches([cache_i, cache_c], k=10, input_spec=spec, seed=0)
-    for images, meta in eval_batches(cache, splits=("test",), input_spec=spec): ...
+    stream = domain_batches([cache_i, cache_c], [rows_i, rows_c], k=10, input_spec=spec, seed=0)
+    for images, meta in eval_batches(cache, cache.video_rows(video_ids), input_spec=spec): ...
 
 Dataset plugins only list videos and yield frames; everything here is shared by all of them.
 """
@@ -22,7 +22,7 @@ from fasbench.data.cache import (
 )
 from fasbench.data.loaders import domain_batches, eval_batches, training_loader
 from fasbench.data.prepare import ensure_prepared, prepare_domain
-from fasbench.data.samplers import BalancedSampler, evaluation_rows
+from fasbench.data.samplers import BalancedSampler
 from fasbench.data.transforms import Augmentation, rgb_to_hsv, to_depth_target, to_network_input
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "domain_batches",
     "ensure_prepared",
     "eval_batches",
-    "evaluation_rows",
     "open_cache",
     "prepare_domain",
     "read_manifest",

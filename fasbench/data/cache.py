@@ -30,7 +30,7 @@ from fasbench.errors import MissingDataError
 from fasbench.interfaces import LIVE, SPLITS
 
 FORMAT = "fasbench-frame-cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: an XXH3-64 digest per frame, Fletcher-32 on the tables
 CACHE_ENV = "FASBENCH_CACHE"
 DEFAULT_CROP_SIZE = 256
 DEFAULT_DEPTH_SIZE = 32
@@ -39,6 +39,19 @@ VIDEO_COLUMNS = ("video_id", "label", "attack_type", "subject", "split", "path",
 
 class StaleCacheError(MissingDataError):
     """A file at a cache path that is not a complete cache of the current format (or was made differently)."""
+
+
+class CacheCorruptError(MissingDataError):
+    """A cache whose stored bytes fail their checksum: it was damaged after it was written."""
+
+
+def damaged(path: Path, error: BaseException) -> CacheCorruptError:
+    """The error for a cache whose chunk failed its checksum (or could not be read), naming the fix."""
+    return CacheCorruptError(
+        f"{path} is damaged: a stored chunk failed its checksum ({error}); nothing read from it is used. "
+        f"Rebuild it with `fasbench prepare {dataset_name_of(path)} --force` (the same --option values), "
+        "then rerun: a run stopped by this is marked failed, never recorded"
+    )
 
 
 def canonical_json(value: Any) -> str:
@@ -144,6 +157,7 @@ class DomainCache:
                 paths, metas = _strings(videos["path"]), _strings(videos["meta"])
                 labels, starts, counts = (videos[name][()].astype(np.int64) for name in ("label", "start", "count"))
                 self.frame_video = file["frames/video"][()].astype(np.int64)
+                self.checksums = file["frames/checksum"][()]
                 self.frame_indices = file["frames/index"][()].astype(np.int64)
                 self.image_shape = tuple(int(n) for n in file["images"].shape[1:])
                 self.depth_shape = tuple(int(n) for n in file["depths"].shape[1:])
@@ -168,6 +182,8 @@ class DomainCache:
         self.splits = np.asarray(splits, dtype=str)[self.frame_video]
         self._file: Any = None
         self._pid: int | None = None
+        self._index: dict[str, int] | None = None
+        self._verified = np.zeros(len(self.frame_video), bool)  # frames whose checksum this process checked
 
     # -- table -------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -181,13 +197,47 @@ class DomainCache:
     def name(self) -> str:
         return str(self.manifest.get("dataset", dataset_name_of(self.path)))
 
-    def frames_of(self, splits: str | Iterable[str]) -> np.ndarray:
-        """Row indices (ascending) of the frames in ``splits`` (one split name or several)."""
-        wanted = (splits,) if isinstance(splits, str) else tuple(splits)
-        unknown = sorted(set(wanted) - set(SPLITS))
-        if unknown:
-            raise MissingDataError(f"unknown split {', '.join(map(repr, unknown))}; splits are {', '.join(SPLITS)}")
-        return np.flatnonzero(np.isin(self.splits, wanted))
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        """The official splits this domain has (from its videos), in SPLITS order: its split contract."""
+        present = {record.split for record in self.records}
+        return tuple(split for split in SPLITS if split in present)
+
+    def video_rows(self, video_ids: Iterable[str] | None = None, frames_per_video: int | None = None) -> np.ndarray:
+        """Row indices (ascending) of the frames of ``video_ids`` (every video when None).
+
+        ``frames_per_video`` keeps that many evenly spaced frames of each video (all of a shorter one),
+        chosen from the cached frames without preparing again.
+        """
+        if frames_per_video is not None and (isinstance(frames_per_video, bool) or frames_per_video < 1):
+            raise MissingDataError(f"frames_per_video must be >= 1 or None, got {frames_per_video!r}")
+        if video_ids is None:
+            chosen = range(len(self.records))
+        else:
+            index = self._video_index()
+            wanted = list(video_ids)
+            unknown = [v for v in wanted if v not in index]
+            if unknown:
+                raise MissingDataError(
+                    f"{self.path} has no video {unknown[0]!r}"
+                    + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                    + f"; run `fasbench prepare {dataset_name_of(self.path)}` again"
+                )
+            chosen = sorted(index[v] for v in set(wanted))
+        parts = []
+        for position in chosen:
+            video = self.records[position]
+            if frames_per_video is None or video.count <= frames_per_video:
+                parts.append(np.arange(video.start, video.start + video.count))
+            else:
+                spaced = np.round(np.linspace(0, video.count - 1, frames_per_video)).astype(np.int64)
+                parts.append(video.start + spaced)
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+    def _video_index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {record.video_id: position for position, record in enumerate(self.records)}
+        return self._index
 
     # -- pixels ------------------------------------------------------------------------------------
     def _handle(self) -> Any:
@@ -207,6 +257,7 @@ class DomainCache:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_file"] = state["_pid"] = None
+        state["_verified"] = np.zeros_like(self._verified)  # another process verifies what it reads itself
         return state
 
     def read(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,11 +272,58 @@ class DomainCache:
         images_dataset, depths_dataset = file["images"], file["depths"]
         images = np.empty((len(rows), *self.image_shape), np.uint8)
         depths = np.empty((len(rows), *self.depth_shape), np.uint8)
-        for position in np.argsort(rows, kind="stable"):
-            row = int(rows[position])
-            images[position] = images_dataset[row]
-            depths[position] = depths_dataset[row]
+        try:
+            for position in np.argsort(rows, kind="stable"):
+                row = int(rows[position])
+                images[position] = images_dataset[row]
+                depths[position] = depths_dataset[row]
+                if not self._verified[row]:
+                    self._check_frame(row, images[position], depths[position])
+        except OSError as error:
+            raise damaged(self.path, error) from error
         return images, depths
+
+    def _check_frame(self, row: int, image: np.ndarray, depth: np.ndarray) -> None:
+        """Compare a frame's bytes with the digest written with it (first read of the frame in this process)."""
+        from fasbench.data.writer import frame_checksum
+
+        if frame_checksum(image, depth) != int(self.checksums[row]):
+            video = self.records[int(self.frame_video[row])].video_id
+            raise damaged(self.path, f"frame {row} (video {video!r}) does not match the checksum written with it")
+        self._verified[row] = True
+
+    def verify(self) -> None:
+        """Read every stored byte (HDF5 checks each chunk's checksum) and recompute the content hash."""
+        import h5py
+
+        from fasbench.data.writer import content_digest
+
+        table = {
+            "video_id": [r.video_id for r in self.records],
+            "label": [r.label for r in self.records],
+            "attack_type": [r.attack_type for r in self.records],
+            "subject": [r.subject for r in self.records],
+            "split": [r.split for r in self.records],
+            "path": [r.path or "" for r in self.records],
+            "meta": [canonical_json(dict(r.meta)) for r in self.records],
+            "start": [r.start for r in self.records],
+            "count": [r.count for r in self.records],
+        }
+        digest = content_digest(table, self.manifest["crop_size"], self.manifest["depth_size"])
+        try:
+            with h5py.File(self.path, "r") as file:
+                for record in self.records:
+                    rows = slice(record.start, record.start + record.count)
+                    images, depths = file["images"][rows], file["depths"][rows]
+                    for offset, (image, depth) in enumerate(zip(images, depths, strict=True)):
+                        self._check_frame(record.start + offset, image, depth)
+                    digest.update(np.ascontiguousarray(images).tobytes())
+                    digest.update(np.ascontiguousarray(depths).tobytes())
+                    digest.update(np.ascontiguousarray(file["frames/index"][rows].astype(np.int64)).tobytes())
+        except OSError as error:
+            raise damaged(self.path, error) from error
+        if digest.hexdigest() != self.manifest.get("content_sha256"):
+            raise damaged(self.path, "its content hash differs from the one written at preparation")
 
 
 def open_cache(path: str | os.PathLike) -> DomainCache:

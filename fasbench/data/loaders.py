@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fasbench.data.cache import DomainCache
-from fasbench.data.samplers import BalancedSampler, evaluation_rows
+from fasbench.data.samplers import BalancedSampler
 from fasbench.data.transforms import Augmentation, to_depth_target, to_network_input
 from fasbench.errors import MissingDataError
 from fasbench.interfaces import DomainBatch, InputSpec
@@ -104,7 +104,7 @@ def _loader(dataset: Any, sampler: Any, workers: int, pin: bool, caches: Sequenc
 
 def training_loader(
     caches: Sequence[DomainCache],
-    split: str = "train",
+    rows: Sequence[np.ndarray] | None = None,
     k: int = 10,
     input_spec: InputSpec = DEFAULT_INPUT,
     seed: int = 0,
@@ -116,17 +116,21 @@ def training_loader(
 ) -> Any:
     """The DataLoader behind ``domain_batches``: per step, per domain (images, depths, labels, augmentation).
 
+    ``rows`` holds each cache's training frames (``DomainCache.video_rows``); None trains on every frame.
+
     With ``transform`` the images come as network input (float, ``input_spec``); without, as the cached
     uint8 B x S x S x 3 crops and uint8 depth maps, for a device to transform (``to_network_input``).
     """
-    sampler = BalancedSampler(caches, split, k, seed)
+    if rows is None:
+        rows = [cache.video_rows() for cache in caches]
+    sampler = BalancedSampler(caches, rows, k, seed)
     steps = _TrainSteps(caches, sampler, input_spec, seed if augment else None, transform=transform)
     return _loader(steps, _Steps(start_step), workers, pin=pin_memory, caches=caches)
 
 
 def domain_batches(
     caches: Sequence[DomainCache],
-    split: str = "train",
+    rows: Sequence[np.ndarray] | None = None,
     k: int = 10,
     input_spec: InputSpec = DEFAULT_INPUT,
     seed: int = 0,
@@ -137,6 +141,7 @@ def domain_batches(
 ) -> Iterator[list[DomainBatch]]:
     """Endless training steps: per step one ``DomainBatch`` per cache with k live then k spoof frames.
 
+    ``rows`` holds each cache's training frames (a run's resolved training videos); None: every frame.
     Images are float B x channels x size x size in [0, 1], depths float B x 1 x d x d in [0, 1], labels
     float (1 = live), all on ``device``. ``start_step`` resumes the stream exactly where step
     ``start_step`` of an uninterrupted stream would be.
@@ -145,7 +150,7 @@ def domain_batches(
 
     on_cpu = _is_cpu(device)
     loader = training_loader(
-        caches, split, k, input_spec, seed, workers, augment, transform=on_cpu, start_step=start_step,
+        caches, rows, k, input_spec, seed, workers, augment, transform=on_cpu, start_step=start_step,
         pin_memory=not on_cpu and torch.cuda.is_available(),
     )  # fmt: skip
     for step in loader:
@@ -161,22 +166,20 @@ def domain_batches(
 
 def eval_batches(
     cache: DomainCache,
-    splits: Sequence[str] = ("test",),
+    rows: np.ndarray | None = None,
     input_spec: InputSpec = DEFAULT_INPUT,
     batch_size: int = 256,
     workers: int = 0,
-    frames_per_video: int | None = None,
     device: Any = "cpu",
 ) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
-    """Every frame of ``splits`` exactly once, in cache order: (images on ``device``, metadata arrays).
+    """The frames at ``rows`` (every frame when None) exactly once, in cache order: (images on ``device``,
+    metadata arrays).
 
     The metadata dict holds numpy arrays ``label``, ``video_id``, ``frame_index`` and ``attack_type``.
-    ``frames_per_video`` keeps that many evenly spaced frames of each video instead of all of them.
     """
-    splits = (splits,) if isinstance(splits, str) else tuple(splits)
-    rows = evaluation_rows(cache, splits, frames_per_video)
+    rows = cache.video_rows() if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
     if len(rows) == 0:
-        raise MissingDataError(f"{cache.path} has no frames in split {' or '.join(splits)} to evaluate on")
+        raise MissingDataError(f"{cache.path}: no frame was selected to evaluate on")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     on_cpu = _is_cpu(device)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import pickle
 import platform
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +28,7 @@ import numpy as np
 
 from fasbench import __version__
 from fasbench.console import err, get_logger
+from fasbench.data import canonical
 from fasbench.data.cache import (
     DEFAULT_CROP_SIZE,
     DEFAULT_DEPTH_SIZE,
@@ -107,7 +110,15 @@ def _set_context(dataset: Dataset, work_path: str, key: str, crop_size: int, dep
 
 def _init_worker(*context: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _set_context(*context)
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """A worker whose parent died (kill -9) exits within ``interval`` instead of preparing on alone."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _prepare_one(task: tuple[int, VideoRecord]) -> tuple[int, int | str]:
@@ -207,6 +218,18 @@ def _check_records(dataset: Dataset, records: list[VideoRecord]) -> None:
         seen.add(record.video_id)
 
 
+def _canonical(dataset: Dataset, prepared: list[VideoRecord]) -> dict[str, Any] | None:
+    """The prepared videos against the dataset's canonical list (None when it has none); warns when they differ."""
+    path = dataset.canonical_list()
+    if path is None:
+        return None
+    result = canonical.compare(prepared, canonical.read_canonical(path, dataset.name))
+    message = canonical.warning(dataset.name or type(dataset).__name__, result)
+    if message:
+        log.warning(message)
+    return result
+
+
 def _tool_versions(dataset: Dataset) -> dict[str, str]:
     import h5py
     import PIL
@@ -244,6 +267,9 @@ def prepare_domain(
     _check_records(dataset, records)
     expected = {**expected_manifest(dataset, crop_size, depth_size), "records": records_fingerprint(records)}
     with exclusive(target):
+        for stray in target.parent.glob(f".{target.name}.*.tmp"):  # left by a kill during a final write
+            log.info("removing %s, left by an interrupted preparation", stray)
+            stray.unlink(missing_ok=True)
         if target.exists() and not force:
             try:
                 reason = stale_reason(read_manifest(target), expected)
@@ -283,6 +309,7 @@ def prepare_domain(
             raise FasbenchError(f"no video of {expected['dataset']!r} could be prepared ({reasons}); no cache written")
         manifest = {
             **expected,
+            "canonical": _canonical(dataset, [records[p] for p in done]),
             "source": {"root": getattr(dataset, "root", None)},
             "videos": len(done),
             "frames": sum(status[p] for p in done),

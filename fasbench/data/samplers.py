@@ -47,21 +47,23 @@ class ClassStream:
 
 
 class BalancedSampler:
-    """Per step, for every domain: k live rows followed by k spoof rows of that domain's cache."""
+    """Per step, for every domain: k live rows followed by k spoof rows drawn from that domain's ``rows``."""
 
-    def __init__(self, caches: Sequence[DomainCache], split: str, k: int, seed: int) -> None:
+    def __init__(self, caches: Sequence[DomainCache], rows: Sequence[np.ndarray], k: int, seed: int) -> None:
         if k < 1:
             raise ValueError(f"k (frames per class per domain) must be >= 1, got {k}")
+        if len(rows) != len(caches):
+            raise ValueError(f"one row array per cache: {len(caches)} caches, {len(rows)} row arrays")
         self.k = int(k)
         self.streams: list[tuple[ClassStream, ClassStream]] = []
-        for domain, cache in enumerate(caches):
-            rows = cache.frames_of(split)
+        for domain, (cache, domain_rows) in enumerate(zip(caches, rows, strict=True)):
+            domain_rows = np.asarray(domain_rows, dtype=np.int64)
             pair = []
             for label in (LIVE, SPOOF):
-                pool = rows[cache.labels[rows] == label]
+                pool = domain_rows[cache.labels[domain_rows] == label]
                 if len(pool) == 0:
                     raise MissingDataError(
-                        f"{cache.path} has no {_CLASS_NAMES[label]} frames in split {split!r}: "
+                        f"{cache.path} has no {_CLASS_NAMES[label]} frames among its training videos: "
                         "a balanced training stream needs both classes in every source domain"
                     )
                 pair.append(ClassStream(pool, (int(seed), domain, label)))
@@ -71,22 +73,3 @@ class BalancedSampler:
         """The cache rows of every domain at ``step`` (2k each: k live, then k spoof)."""
         start = step * self.k
         return [np.concatenate([live.take(start, self.k), spoof.take(start, self.k)]) for live, spoof in self.streams]
-
-
-def evaluation_rows(cache: DomainCache, splits: Sequence[str], frames_per_video: int | None = None) -> np.ndarray:
-    """Every frame of ``splits`` once, in cache order; or ``frames_per_video`` evenly spaced frames of each video."""
-    if frames_per_video is None:
-        return cache.frames_of(splits)
-    if frames_per_video < 1:
-        raise ValueError(f"frames_per_video must be >= 1 or None, got {frames_per_video}")
-    wanted = set(splits)
-    cache.frames_of(splits)  # checks the split names
-    chosen = []
-    for video in cache.records:
-        if video.split not in wanted:
-            continue
-        if video.count <= frames_per_video:
-            chosen.append(np.arange(video.start, video.start + video.count))
-        else:
-            chosen.append(video.start + np.round(np.linspace(0, video.count - 1, frames_per_video)).astype(np.int64))
-    return np.concatenate(chosen).astype(np.int64) if chosen else np.empty(0, np.int64)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import xxhash
 
 from fasbench import atomic
 from fasbench.data.cache import FORMAT, FORMAT_VERSION, canonical_json
@@ -22,6 +23,13 @@ from fasbench.errors import FasbenchError
 from fasbench.interfaces import VideoRecord
 
 COMPRESSIONS = (None, "lzf", "gzip")
+# The tables carry HDF5's Fletcher-32 checksum per chunk (verified by HDF5 on every read); the pixels carry
+# an XXH3-64 digest per frame (``frames/checksum``, over the image then the depth bytes) that
+# ``DomainCache.read`` verifies the first time a process reads the frame: a damaged frame is an error naming
+# the file, never a silently different number, at a cost a training run does not notice
+# (benchmarks/bench_guards.py; HDF5's Fletcher-32 on the pixels would cost 50 % of every read).
+CHECKED = {"fletcher32": True, "track_times": False}
+RAW = {"track_times": False}
 DEPTH_CHUNK = 64  # frames per depth chunk (depth maps are small)
 
 
@@ -51,9 +59,30 @@ def _group(file: Any, name: str) -> Any:
 
 
 def _strings(group: Any, name: str, values: Sequence[str]) -> None:
+    """Fixed-length UTF-8 (variable-length strings cannot carry HDF5's checksum filter)."""
     import h5py
 
-    group.create_dataset(name, data=np.asarray(values, dtype=object), dtype=h5py.string_dtype(), track_times=False)
+    encoded = [value.encode("utf-8") for value in values]
+    width = max(1, *(len(value) for value in encoded))
+    data = np.asarray(encoded, dtype=f"S{width}").astype(h5py.string_dtype("utf-8", width))
+    group.create_dataset(name, data=data, **CHECKED)
+
+
+def _numbers(group: Any, name: str, values: np.ndarray) -> None:
+    group.create_dataset(name, data=values, **CHECKED)
+
+
+def frame_checksum(image: np.ndarray, depth: np.ndarray) -> int:
+    """XXH3-64 of one frame's image bytes followed by its depth map's bytes (C order)."""
+    digest = xxhash.xxh3_64(np.ascontiguousarray(image).data)
+    digest.update(np.ascontiguousarray(depth).data)
+    return digest.intdigest()
+
+
+def content_digest(table: Mapping[str, Any], crop_size: int, depth_size: int) -> Any:
+    """The SHA-256 object of a cache's content, fed the video table and sizes; every video's images,
+    depths and frame indices (int64) follow in order (``write_cache`` and ``DomainCache.verify``)."""
+    return hashlib.sha256(canonical_json({"table": dict(table), "crop": crop_size, "depth": depth_size}).encode())
 
 
 def write_cache(
@@ -87,25 +116,26 @@ def write_cache(
         "start": starts[:-1].tolist(),
         "count": [count for _, count in videos],
     }
-    digest = hashlib.sha256(canonical_json({"table": table, "crop": crop_size, "depth": depth_size}).encode())
+    digest = content_digest(table, crop_size, depth_size)
     with atomic.atomic_path(target) as temporary, h5py.File(temporary, "w", track_order=False) as file:
         images = file.create_dataset(
             "images",
             (total, crop_size, crop_size, 3),
             np.uint8,
-            chunks=(1, crop_size, crop_size, 3) if total else None,
-            track_times=False,
+            chunks=(1, crop_size, crop_size, 3),
+            **RAW,
             **compression_arguments,
         )
         depths = file.create_dataset(
             "depths",
             (total, depth_size, depth_size),
             np.uint8,
-            chunks=(min(DEPTH_CHUNK, total), depth_size, depth_size) if total else None,
-            track_times=False,
+            chunks=(max(1, min(DEPTH_CHUNK, total)), depth_size, depth_size),
+            **RAW,
         )
         frame_video = np.repeat(np.arange(len(videos), dtype=np.int32), table["count"])
         frame_index = np.empty(total, np.int64)
+        checksums = np.empty(total, np.uint64)
         for position, (record, count) in enumerate(videos):
             frames = load(position)
             if len(frames.images) != count:
@@ -116,17 +146,19 @@ def write_cache(
             images[start:stop] = frames.images
             depths[start:stop] = frames.depths
             frame_index[start:stop] = frames.indices
+            checksums[start:stop] = [frame_checksum(i, d) for i, d in zip(frames.images, frames.depths, strict=True)]
             for array in (frames.images, frames.depths, frames.indices.astype(np.int64)):
                 digest.update(np.ascontiguousarray(array).tobytes())
         frames_group = _group(file, "frames")
-        frames_group.create_dataset("video", data=frame_video, track_times=False)
-        frames_group.create_dataset("index", data=frame_index, track_times=False)
+        _numbers(frames_group, "video", frame_video)
+        _numbers(frames_group, "index", frame_index)
+        _numbers(frames_group, "checksum", checksums)
         videos_group = _group(file, "videos")
         for name in ("video_id", "attack_type", "subject", "split", "path", "meta"):
             _strings(videos_group, name, table[name])
-        videos_group.create_dataset("label", data=np.asarray(table["label"], np.int8), track_times=False)
-        videos_group.create_dataset("start", data=starts[:-1], track_times=False)
-        videos_group.create_dataset("count", data=np.asarray(table["count"], np.int64), track_times=False)
+        _numbers(videos_group, "label", np.asarray(table["label"], np.int8))
+        _numbers(videos_group, "start", starts[:-1])
+        _numbers(videos_group, "count", np.asarray(table["count"], np.int64))
         content_hash = digest.hexdigest()
         file.attrs["format"] = FORMAT
         file.attrs["format_version"] = FORMAT_VERSION

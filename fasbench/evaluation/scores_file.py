@@ -37,9 +37,10 @@ def write_scores(path: str | Path, table: ScoreTable, attrs: Mapping[str, Any] |
             values = getattr(table, name)
             if name in _STRING_COLUMNS:
                 encoded = _utf8(values)
-                handle.create_dataset(name, data=encoded.astype(h5py.string_dtype("utf-8", encoded.itemsize)))
+                data = encoded.astype(h5py.string_dtype("utf-8", encoded.itemsize))
             else:
-                handle.create_dataset(name, data=values.astype(np.int8) if name == "label" else values)
+                data = values.astype(np.int8) if name == "label" else values
+            handle.create_dataset(name, data=data, fletcher32=True)  # checksummed: damage is an error, not a number
         handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
         as_json = []
         for key, value in attrs.items():
@@ -79,11 +80,14 @@ def read_scores(path: str | Path) -> tuple[ScoreTable, dict[str, Any]]:
                 f"scores file {str(path)!r} has some of fasbench's datasets but lacks {', '.join(missing)}; "
                 "write it with fasbench.evaluation.write_scores, or keep only 'score' and 'label'"
             )
-        columns = {
-            name: _strings(handle[name]) if name in _STRING_COLUMNS else handle[name][()]
-            for name in COLUMNS
-            if name in handle
-        }
+        try:
+            columns = {
+                name: _strings(handle[name]) if name in _STRING_COLUMNS else handle[name][()]
+                for name in COLUMNS
+                if name in handle
+            }
+        except OSError as error:
+            raise FasbenchError(f"{str(path)!r} is damaged: a stored chunk failed its checksum ({error})") from error
         attrs = _read_attrs(handle.attrs)
     if missing:
         score, label = np.ravel(columns["score"]), np.ravel(columns["label"])

@@ -42,6 +42,9 @@ class Leaderboard:
     selection: str
     level: str
     higher_is_better: Mapping[str, bool] = field(default_factory=dict)
+    convention: str = ""
+    convention_summary: str = ""  # where each role's videos come from (registry.yaml's convention)
+    note: str = ""  # why cells are empty, when they are
 
     @property
     def protocols_shown(self) -> list[str]:
@@ -52,15 +55,17 @@ class Leaderboard:
         selection = self.selection
         if selection == "oracle":
             selection = "oracle (checkpoint chosen on the target domain; not a domain-generalization result)"
-        ns = sorted({c.n for c in self.cells.values()})
+        ns = sorted({c.n for c in self.cells.values()}) or [0]
         seeds = f"n = {ns[0]} seeds" if len(ns) == 1 else f"n = {ns[0]}-{ns[-1]} seeds"
         policy = self.threshold_policy
         if policy == "test_eer":
             policy = "test_eer (threshold at the target set's own EER, as the DG-FAS literature reports)"
+        data = f"; data {self.convention_summary or 'convention ' + self.convention}" if self.convention else ""
+        note = f" {self.note}" if self.note else ""
         return (
-            f"Suite {self.suite}; {self.level}-level scores; HTER threshold policy {policy}; model selection "
+            f"Suite {self.suite}{data}; {self.level}-level scores; HTER threshold policy {policy}; model selection "
             f"{selection}. Values in %, mean ± sample std (ddof=1) over seeds ({seeds}); {AVERAGE} averages "
-            f"each seed over the protocols first. Best per column in bold."
+            f"each seed over the protocols first. Best per column in bold.{note}"
         )
 
 
@@ -88,6 +93,7 @@ def build_leaderboard(
     learners: Sequence[str] | None = None,
     order: Sequence[str] = (),
     higher_is_better: Mapping[str, bool] | None = None,
+    convention_summary: str = "",
 ) -> Leaderboard:
     """The table of ``rows`` (already filtered to one suite, policy, selection and level).
 
@@ -96,13 +102,20 @@ def build_leaderboard(
     if not rows:
         raise FasbenchError("no finished runs match; run `fasbench run LEARNER --protocol P` first")
     suite = _single(rows, "suite", "--suite")
+    convention = _single(rows, "convention", "--convention")
     policy = _single(rows, "threshold_policy", "--threshold-policy")
     selection = _single(rows, "selection", "--selection")
     level = _single(rows, "level", "--level")
     higher = dict(higher_is_better or {})
 
     present_protocols = sorted({r.protocol for r in rows})
-    protocols = [p for p in (protocols or present_protocols) if p in present_protocols]
+    wanted = list(protocols or present_protocols)
+    protocols = [p for p in wanted if p in present_protocols]
+    if not protocols:
+        raise FasbenchError(
+            f"no results for protocols {', '.join(wanted)} (the results hold {', '.join(present_protocols)}); "
+            "choose them with --protocols"
+        )
     present_learners = sorted({r.learner for r in rows})
     ranked = [lrn for lrn in order if lrn in present_learners] + [lrn for lrn in present_learners if lrn not in order]
     learners = [lrn for lrn in ranked if learners is None or lrn in learners]
@@ -140,4 +153,6 @@ def build_leaderboard(
             for learner, cell in present.items():
                 if math.isclose(cell.mean, best, rel_tol=0, abs_tol=1e-12):
                     cells[(learner, column, metric)] = Cell(cell.mean, cell.std, cell.n, best=True)
-    return Leaderboard(learners, columns, list(metrics), cells, suite, policy, selection, level, higher)
+    return Leaderboard(
+        learners, columns, list(metrics), cells, suite, policy, selection, level, higher, convention, convention_summary
+    )

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS results (
     learner TEXT NOT NULL,
     protocol TEXT NOT NULL,
     suite TEXT NOT NULL,
+    convention TEXT NOT NULL,
     seed INTEGER NOT NULL,
     metrics TEXT NOT NULL,
     threshold REAL,
@@ -36,11 +37,25 @@ CREATE TABLE IF NOT EXISTS results (
     finished REAL,
     PRIMARY KEY (run_id, selection, threshold_policy, level)
 );
-CREATE INDEX IF NOT EXISTS results_by_table ON results (suite, threshold_policy, selection, level);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    run_dir TEXT NOT NULL,
+    learner TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    convention TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    step INTEGER,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_table ON results (suite, convention, threshold_policy, selection, level);
 """
+SCHEMA_VERSION = 2  # PRAGMA user_version; a store of another version is refused until rebuilt
 COLUMNS = (
-    "run_id selection threshold_policy level learner protocol suite seed metrics threshold run_dir status "
-    "steps train_seconds finished"
+    "run_id selection threshold_policy level learner protocol suite convention seed metrics threshold run_dir "
+    "status steps train_seconds finished"
 ).split()
 
 
@@ -57,6 +72,7 @@ class ResultRow:
     suite: str
     seed: int
     metrics: Mapping[str, float] = field(default_factory=dict)
+    convention: str = "fasbench"
     threshold: float | None = None
     run_dir: str = ""
     status: str = "done"
@@ -84,7 +100,16 @@ class ResultsStore:
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            if version not in (0, SCHEMA_VERSION) or (version == 0 and tables):
+                raise FasbenchError(
+                    f"the results store {self.path} has schema version {version}, this fasbench writes "
+                    f"{SCHEMA_VERSION}; recreate it from the run directories with `fasbench results rebuild "
+                    f"--out {self.path.parent}`"
+                )
             connection.executescript(SCHEMA)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -125,6 +150,24 @@ class ResultsStore:
         sql = f"INSERT OR REPLACE INTO results ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         self._write((sql, row.as_sql()) for row in rows)
 
+    def mark_run(
+        self, identity: Mapping[str, Any], status: str, *, error: str | None = None, step: int | None = None
+    ) -> None:
+        """Record a run's status (``done`` or ``failed`` with its error); a failed run's result rows are removed."""
+        keys = ("run_id", "run_dir", "learner", "protocol", "suite", "convention", "seed")
+        values = tuple(identity[key] for key in keys) + (status, error, step, time.time())
+        statements = [(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(values))})", values)]
+        if status != "done":
+            statements.append(("DELETE FROM results WHERE run_id = ?", (identity["run_id"],)))
+        self._write(statements)
+
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The run table (each run's last status), optionally only those with ``status``."""
+        sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY learner, protocol, seed"
+        with self._connect() as connection:
+            connection.row_factory = sqlite3.Row
+            return [dict(row) for row in connection.execute(sql, (status,) if status else ())]
+
     def rows(self, **filters: Any) -> list[ResultRow]:
         """Rows whose columns equal ``filters`` (a None filter is ignored), ordered for stable output."""
         used = {k: v for k, v in filters.items() if v is not None}
@@ -159,6 +202,7 @@ def rows_from_record(record: Mapping[str, Any], run_dir: str) -> list[ResultRow]
                 learner=record["learner"],
                 protocol=record["protocol"],
                 suite=record["suite"],
+                convention=record["convention"],
                 seed=int(record["seed"]),
                 metrics=evaluation["metrics"],
                 threshold=evaluation.get("threshold"),
@@ -172,14 +216,24 @@ def rows_from_record(record: Mapping[str, Any], run_dir: str) -> list[ResultRow]
     return rows
 
 
-def rebuild(store: ResultsStore, runs_root: str | Path) -> int:
-    """Replace the store's rows with those of every finished run under ``runs_root``; returns the row count."""
+def rebuild(store_path: str | Path, runs_root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
+    """Replace the store with the rows of every finished run under ``runs_root``.
+
+    Returns the row count and the runs left out because their record is unreadable (path, why): a damaged
+    run never stops the others from being indexed, and is never half-read.
+    """
+    from fasbench.runs.files import read_record
+
     rows: list[ResultRow] = []
-    for record_path in sorted(Path(runs_root).rglob("record.json")):
-        if not (record_path.parent / "done").exists():
-            continue
-        record = json.loads(record_path.read_text())
-        rows.extend(rows_from_record(record, str(record_path.parent)))
-    store.clear()
-    store.put(rows)
-    return len(rows)
+    skipped: list[tuple[Path, str]] = []
+    for done in sorted(Path(runs_root).rglob("done")):
+        try:
+            record = read_record(done.parent)
+            rows.extend(rows_from_record(record, str(done.parent)))
+        except (FasbenchError, KeyError, TypeError, ValueError) as error:
+            skipped.append((done.parent / "record.json", str(error)))
+    store_path = Path(store_path)
+    for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
+        stale.unlink(missing_ok=True)  # whatever its schema: the run directories are the truth
+    ResultsStore(store_path).put(rows)
+    return len(rows), skipped

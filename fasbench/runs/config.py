@@ -17,16 +17,11 @@ from mmengine.config import Config
 
 from fasbench.errors import FasbenchError
 from fasbench.registry import Registries
-from fasbench.spec import SELECTIONS, BenchmarkSpec
+from fasbench.runs.schema import check_run_config
+from fasbench.spec import CONVENTION_TUNABLES, SELECTIONS, BenchmarkSpec, check_tunables
 
 DEFAULT_BACKBONE = {"type": "rfmeta_cnn"}
-DEFAULT_DATA = {
-    "train_split": "train",
-    "val_split": "dev",
-    "target_splits": ["test"],
-    "workers": 0,
-    "eval_batch_size": 128,
-}
+DEFAULT_DATA = {"convention": "fasbench", "workers": 0, "eval_batch_size": 128}
 # Keys that change no number (where the run is written, how many loader processes): left out of the hash.
 NOT_HASHED = {("data", "workers")}
 
@@ -81,7 +76,6 @@ def resolve_run_config(
         "backbone": _merge(DEFAULT_BACKBONE, learner_spec.backbone),
         "hparams": _merge(getattr(learner_class, "DEFAULTS", {}), learner_spec.hparams),
         "data": _merge(DEFAULT_DATA, defaults.get("data", {})),
-        "bootstrap": 0,
     }
     if preset is not None:
         overlay = {k: v for k, v in spec.preset(preset).items() if k != "description"}
@@ -92,20 +86,29 @@ def resolve_run_config(
         merged = Config(config)
         merged.merge_from_dict(dict(cfg_options))
         config = merged.to_dict()
-    _check(config, learner_class)
+    config["data"] = resolve_data(spec, config["data"])
+    _check(config, registries, learner_class)
     return json.loads(json.dumps(config))  # plain JSON types only (tuples -> lists)
 
 
-def _check(config: Mapping[str, Any], learner_class: type) -> None:
-    unknown = sorted(set(config["hparams"]) - set(getattr(learner_class, "DEFAULTS", {})))
-    if unknown:
+def resolve_data(spec: BenchmarkSpec, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data section with its convention spelled out: the convention's role rules (fixed by its name)
+    and its tunables (``data.holdout_fraction`` ... override the convention's values)."""
+    convention = spec.convention(str(data.get("convention")))
+    rules = convention.rules()
+    fixed = sorted(set(rules) & set(data))
+    if fixed:
         raise FasbenchError(
-            f"learner {config['learner']!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(sorted(getattr(learner_class, 'DEFAULTS', {})))}"
+            f"data.{fixed[0]} is fixed by the data convention ({convention.name!r}: {convention.summary}); "
+            f"to use other splits, declare a convention in {spec.path} and select it with data.convention=NAME"
         )
-    for key in ("budget", "eval_every", "checkpoint_every", "log_every"):
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise FasbenchError(f"{key} must be a positive integer, got {config[key]!r}")
+    tunables = {**convention.tunables(), **{k: data[k] for k in CONVENTION_TUNABLES if k in data}}
+    check_tunables(tunables)
+    return {**data, **rules, **tunables}
+
+
+def _check(config: Mapping[str, Any], registries: Registries, learner_class: type) -> None:
+    check_run_config(config, registries, getattr(learner_class, "DEFAULTS", {}))
     if config["device"] not in ("cpu", "cuda"):
         raise FasbenchError(f"device must be 'cpu' or 'cuda' once resolved, got {config['device']!r}")
 

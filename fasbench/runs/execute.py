@@ -11,72 +11,36 @@ import contextlib
 import json
 import logging
 import math
-import signal
-import threading
+import shutil
 import time
-import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fasbench import atomic, distributed
 from fasbench.console import err, get_logger
+from fasbench.data.roles import ProtocolRoles
 from fasbench.errors import FasbenchError, TrainingError
 from fasbench.registry import Registries
 from fasbench.results.store import ResultsStore, rows_from_record
-from fasbench.runs import scoring
+from fasbench.runs import files, scoring
 from fasbench.runs.config import run_dir, run_id
 from fasbench.runs.environment import describe_environment
+from fasbench.runs.interaction import ProgressBar, interrupt_at_step_boundary
+from fasbench.runs.plan import PlannedRun, plan_run
+from fasbench.training import non_finite_tensors
 
 POLICIES = ("test_eer", "source_val", "fixed:0.5")
+DIVERGED_FIX = (
+    "it is marked failed and nothing of it is recorded, the last finite checkpoint is kept. Lower the learning "
+    "rate (--cfg-options hparams.lr=...) or disable mixed precision (hparams.amp=none): that is a new run"
+)
 LEVELS = ("video", "frame")
 log = get_logger("fasbench.run")
 # Per-step losses and periodic evaluations go to the run's log.txt only (the terminal has the progress bar).
 step_log = logging.getLogger("fasbench.run.steps")
 step_log.propagate = False
 step_log.setLevel(logging.INFO)
-
-
-def open_domains(config: Mapping[str, Any], registries: Registries, cache_dir: str | None, progress: bool) -> dict:
-    """The frame cache of every domain the run uses; generated datasets are prepared on demand."""
-    from fasbench.data import cache_path, ensure_prepared, open_cache
-
-    caches = {}
-    for letter, domain in config["domains"].items():
-        dataset_class = registries.get("datasets", domain["dataset"]).obj
-        if getattr(dataset_class, "auto_prepare", False):
-            path = ensure_prepared(
-                domain["dataset"], domain["options"], cache_dir, registries=registries, progress=progress
-            )
-        else:
-            path = cache_path(cache_dir, domain["dataset"], domain["options"])
-        caches[letter] = open_cache(path)
-    return caches
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    import torch
-
-    if not path.exists():
-        return None
-    # Our own file (networks, optimisers, RNG states incl. numpy's): not loadable with weights_only=True.
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def _save_checkpoint(path: Path, learner: Any, trackers: Mapping[str, Any], train_seconds: float) -> None:
-    import torch
-
-    with atomic.atomic_path(path) as temporary:
-        torch.save(
-            {"learner": learner.state_dict(), "trackers": dict(trackers), "train_seconds": train_seconds}, temporary
-        )
-
-
-def _truncate_evals(path: Path, step: int) -> None:
-    """Forget evaluation lines written after the checkpoint we resume from (they will be recomputed)."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        atomic.write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 class Run:
@@ -87,16 +51,34 @@ class Run:
         config: Mapping[str, Any],
         out: str | Path,
         registries: Registries,
+        caches: Mapping[str, Any],
+        roles: ProtocolRoles,
         *,
-        cache_dir: str | None = None,
         progress: bool = True,
     ) -> None:
         self.config = dict(config)
+        self.step: int | None = None  # the learner's step while training (for failure records)
         self.id = run_id(config)
         self.dir = run_dir(out, config)
         self.registries = registries
-        self.cache_dir = cache_dir
+        self.caches = caches
+        self.roles = roles
         self.progress = progress
+        data = self.config["data"]
+        self.has_validation = data["validation"] != "none"
+        self.selections = ["last", *scoring.available_rules(self.has_validation)]
+        self.policies = [p for p in POLICIES if self.has_validation or p != "source_val"]
+        eval_frames = data["eval_frames_per_video"]
+        self.target_rows = caches[config["target"]].video_rows(roles.target.target, eval_frames)
+        self.validation_rows = {
+            letter: caches[letter].video_rows(roles.sources[letter].validation, eval_frames)
+            for letter in config["sources"]
+            if self.has_validation
+        }
+        self.train_rows = [
+            caches[letter].video_rows(roles.sources[letter].train, data["train_frames_per_video"])
+            for letter in config["sources"]
+        ]
 
     def _prepare_directory(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -106,31 +88,79 @@ class Run:
             raise FasbenchError(f"{config_file} belongs to another configuration; remove {self.dir} or use --out")
         atomic.write_json(config_file, {**self.config, "run_id": self.id})
 
-    def execute(self, store: ResultsStore | None) -> dict[str, Any]:
-        """Train (or resume), evaluate and record; returns the run record. A finished run is only re-read."""
-        record_file = self.dir / "record.json"
-        if (self.dir / "done").exists() and distributed.world_size() == 1:
-            record = json.loads(record_file.read_text())
-            if store is not None:
+    def execute(self, store: ResultsStore | None, *, restart: bool = False) -> dict[str, Any]:
+        """Train (or resume), evaluate and record; returns the run record. A finished run is only re-read.
+
+        The run directory is locked while this process works on it (a second process is refused with the
+        holder named). A run that stops on an error (diverged, damaged input, crash) is marked failed in
+        its directory and in the store, and nothing of it is recorded as a result.
+        """
+        lock = files.run_lock(self.dir) if distributed.is_main() else contextlib.nullcontext()
+        with lock:
+            if restart and distributed.is_main():
+                self._discard()
+            if (self.dir / files.DONE).exists() and distributed.world_size() == 1:
+                record = files.read_record(self.dir)
+                if store is not None:
+                    store.put(rows_from_record(record, str(self.dir)))
+                return {**record, "skipped": True}
+            if distributed.is_main():
+                self._prepare_directory()
+                atomic.write_json(self.dir / "videos.json", {**self.roles.as_json(), "counts": self.roles.counts()})
+            distributed.barrier()
+            with self._logging():
+                try:
+                    record = self._train_and_record()
+                except Exception as error:
+                    if distributed.is_main():
+                        self._fail(error, store)
+                    raise
+            if store is not None and distributed.is_main():
                 store.put(rows_from_record(record, str(self.dir)))
-            return {**record, "skipped": True}
-        if distributed.is_main():
-            self._prepare_directory()
-        distributed.barrier()
+                store.mark_run(self._identity(), "done")
+            return record
+
+    def _identity(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "run_id": self.id,
+            "run_dir": str(self.dir),
+            **{key: config[key] for key in ("learner", "protocol", "suite", "seed")},
+            "convention": config["data"]["convention"],
+        }
+
+    def _fail(self, error: BaseException, store: ResultsStore | None) -> None:
+        """Mark the run failed (``failed.json``, the store's run table) and log why."""
+        failure = files.mark_failed(self.dir, error, self.step)
+        log.error("run %s failed at step %s: %s", self.id, self.step, failure["first_line"])
+        if store is not None:
+            store.mark_run(self._identity(), "failed", error=failure["error"], step=self.step)
+
+    def _discard(self) -> None:
+        """``--restart``: forget everything this run did (checkpoint, evaluations, scores, result)."""
+        if self.dir.exists():
+            for entry in self.dir.iterdir():
+                if entry.name == files.LOCK:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            log.info("--restart: discarded the previous state of %s", self.dir)
+
+    @contextlib.contextmanager
+    def _logging(self):
         handler = logging.FileHandler(self.dir / f"log{'' if distributed.is_main() else distributed.rank()}.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         loggers = (logging.getLogger("fasbench"), step_log)
         for logger in loggers:
             logger.addHandler(handler)
         try:
-            record = self._train_and_record()
+            yield
         finally:
             for logger in loggers:
                 logger.removeHandler(handler)
             handler.close()
-        if store is not None and distributed.is_main():
-            store.put(rows_from_record(record, str(self.dir)))
-        return record
 
     def _train_and_record(self) -> dict[str, Any]:
         import torch
@@ -140,12 +170,8 @@ class Run:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise FasbenchError("--device cuda was asked for but no CUDA device is available; use --device cpu")
         if distributed.is_main():
-            caches = open_domains(config, self.registries, self.cache_dir, self.progress)
             environment = describe_environment(device.type, self.registries)
             atomic.write_json(self.dir / "environment.json", {**environment, "world_size": distributed.world_size()})
-        distributed.barrier()
-        if not distributed.is_main():
-            caches = open_domains(config, self.registries, self.cache_dir, progress=False)
         learner = self.registries.build(
             "learners",
             {"type": config["learner"], "backbone": config["backbone"], "hparams": config["hparams"]},
@@ -153,9 +179,9 @@ class Run:
             device=device,
             seed=config["seed"],
         )
-        checkpoint_file = self.dir / "checkpoint.pt"
-        checkpoint = _load_checkpoint(checkpoint_file)
-        trackers: dict[str, Any] = {rule: None for rule in scoring.SELECTION_RULES}
+        checkpoint_file = self.dir / files.CHECKPOINT
+        checkpoint = files.load_checkpoint(checkpoint_file)
+        trackers: dict[str, Any] = {rule: None for rule in self.selections[1:]}
         train_seconds = 0.0
         if checkpoint is not None:
             learner.load_state_dict(checkpoint["learner"])
@@ -176,12 +202,13 @@ class Run:
         if distributed.world_size() > 1:
             _average_gradients_before_steps(learner)
         if distributed.is_main():
-            _truncate_evals(self.dir / "evals.jsonl", learner.step)
-        self._loop(learner, caches, trackers, train_seconds, checkpoint_file)
+            files.truncate_evals(self.dir / files.EVALS, learner.step)
+            (self.dir / files.FAILED).unlink(missing_ok=True)  # an earlier failure is retried from its checkpoint
+        self._loop(learner, trackers, train_seconds, checkpoint_file)
         distributed.barrier()
         return self._record(learner) if distributed.is_main() else {"run_id": self.id, "rank": distributed.rank()}
 
-    def _loop(self, learner: Any, caches: Mapping, trackers: dict, train_seconds: float, checkpoint_file: Path) -> None:
+    def _loop(self, learner: Any, trackers: dict, train_seconds: float, checkpoint_file: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         from fasbench.data import domain_batches
@@ -189,8 +216,8 @@ class Run:
         config = self.config
         budget = config["budget"]
         stream = domain_batches(
-            [caches[letter] for letter in config["sources"]],
-            split=config["data"]["train_split"],
+            [self.caches[letter] for letter in config["sources"]],
+            self.train_rows,
             k=int(config["hparams"].get("batch_per_class", 10)),
             input_spec=learner.input_spec,
             seed=config["seed"],
@@ -201,22 +228,25 @@ class Run:
         learner.budget = budget
         main = distributed.is_main()
         writer = SummaryWriter(str(self.dir / "tensorboard"), purge_step=learner.step or None) if main else None
-        bar = _progress_bar(self.progress and main, budget, learner.step, self.dir.name)
+        bar = ProgressBar(self.progress and main, budget, learner.step, self.dir.name)
         started = time.monotonic()
+        self.step = learner.step
         try:
-            with _interrupt_at_step_boundary() as interrupt:
+            with interrupt_at_step_boundary() as interrupt:
                 while learner.step < budget:
                     logs = learner.update(distributed.shard_batches(next(stream)))
                     learner.step += 1
-                    step = learner.step
+                    step = self.step = learner.step
                     if step % config["log_every"] == 0 or step == budget:
                         self._log_step(learner, step, logs, writer, bar)
                     if main and (step % config["eval_every"] == 0 or step == budget):
-                        self._evaluate(learner, caches, trackers, writer)
+                        self._evaluate(learner, trackers, writer)
                     periodic = step % config["checkpoint_every"] == 0 or step == budget
                     if main and (periodic or interrupt.requested):
+                        self._check_state(learner, step)  # a checkpoint never holds a NaN
                         elapsed = train_seconds + time.monotonic() - started
-                        _save_checkpoint(checkpoint_file, learner, trackers, elapsed)
+                        state = {"learner": learner.state_dict(), "trackers": dict(trackers), "train_seconds": elapsed}
+                        files.save_checkpoint(checkpoint_file, state)
                     if interrupt.requested:
                         err().print(f"[yellow]interrupted at step {step}; rerun the same command to resume[/]")
                         raise KeyboardInterrupt
@@ -225,47 +255,71 @@ class Run:
             if writer is not None:
                 writer.close()
 
-    def _log_step(self, learner: Any, step: int, logs: Mapping[str, Any], writer: Any, bar: _progress_bar) -> None:
-        """Check the losses are finite (one host sync per log step), log them, advance the bar."""
+    def _check_state(self, learner: Any, step: int) -> None:
+        """Stop a diverged run: every parameter and buffer must be finite (one device sync)."""
+        bad = non_finite_tensors(learner.named_tensors())
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise TrainingError(
+                f"the run diverged: by step {step}, {len(bad)} tensor(s) of the learner hold NaN or infinite values "
+                f"({shown}); {DIVERGED_FIX} ({self.dir})"
+            )
+
+    def _log_step(self, learner: Any, step: int, logs: Mapping[str, Any], writer: Any, bar: ProgressBar) -> None:
+        """Check the losses and the learner's tensors are finite (host syncs at log steps only), log, advance."""
         learner.check_finite()
         values = {name: float(value) for name, value in logs.items()}
         bad = {n: v for n, v in values.items() if not math.isfinite(v)}
         if bad:
             raise TrainingError(
-                f"non-finite {', '.join(f'{n}={v}' for n, v in bad.items())} at step {step} in "
-                f"{self.dir}; the last checkpoint is kept. Lower the learning rate "
-                "(--cfg-options hparams.lr=...) and run again"
+                f"the run diverged: non-finite {', '.join(f'{n}={v}' for n, v in bad.items())} at step {step}; "
+                f"{DIVERGED_FIX} ({self.dir})"
             )
+        self._check_state(learner, step)
         step_log.info("step %d: %s", step, " ".join(f"{n}={v:.6g}" for n, v in values.items()))
         if writer is not None:
             for name, value in values.items():
                 writer.add_scalar(f"train/{name}", value, step)
         bar.update(step, values.get("loss", next(iter(values.values()), float("nan"))))
 
-    def _evaluate(self, learner: Any, caches: Mapping, trackers: dict, writer: Any) -> None:
-        config, data = self.config, self.config["data"]
-        target = scoring.score_domain(learner, caches[config["target"]], data["target_splits"], data, config["target"])
-        source_val = scoring.concat_tables(
-            [scoring.score_domain(learner, caches[s], [data["val_split"]], data, s) for s in config["sources"]]
+    def _evaluate(self, learner: Any, trackers: dict, writer: Any) -> None:
+        config, data, device = self.config, self.config["data"], self.config["device"]
+        target_letter = config["target"]
+        target = scoring.score_domain(
+            learner, self.caches[target_letter], self.target_rows, data, target_letter, device
         )
-        summary = {
-            "target": scoring.evaluate(target, policy="test_eer", level="video", metrics=["AUC", "EER", "HTER"]),
-            "source_val": scoring.evaluate(source_val, policy="test_eer", level="video", metrics=["AUC", "EER"]),
+        line: dict[str, Any] = {
+            "step": learner.step,
+            "target": scoring.evaluate(target, policy="test_eer", level="video", metrics=["AUC", "EER", "HTER"])[
+                "metrics"
+            ],
         }
-        line = {"step": learner.step, **{part: result["metrics"] for part, result in summary.items()}}
+        source_val = None
+        if self.has_validation:
+            source_val = scoring.concat_tables(
+                [
+                    scoring.score_domain(learner, self.caches[letter], rows, data, letter, device)
+                    for letter, rows in self.validation_rows.items()
+                ]
+            )
+            line["source_val"] = scoring.evaluate(source_val, policy="test_eer", level="video", metrics=["AUC", "EER"])[
+                "metrics"
+            ]
         atomic.append_line(self.dir / "evals.jsonl", json.dumps(line, sort_keys=True))
+        parts = [part for part in ("target", "source_val") if part in line]
         step_log.info(
             "step %d: evaluation %s",
             learner.step,
-            " ".join(f"{part}.{n}={v:.4f}" for part in ("target", "source_val") for n, v in line[part].items()),
+            " ".join(f"{part}.{n}={v:.4f}" for part in parts for n, v in line[part].items()),
         )
-        for part in ("target", "source_val"):
+        for part in parts:
             for name, value in line[part].items():
                 writer.add_scalar(f"{part}/{name}", value, learner.step)
         run_attrs = {"run_id": self.id, **{key: config[key] for key in ("learner", "protocol", "suite", "seed")}}
+        run_attrs["convention"] = data["convention"]
         if learner.step == config["budget"]:
             scoring.save_selection(self.dir, "last", target, source_val, learner.step, run_attrs)
-        for rule in scoring.SELECTION_RULES:
+        for rule in trackers:
             value = scoring.selection_value(line, rule)
             best = trackers[rule]
             if scoring.is_better(rule, value, None if best is None else best["value"]):
@@ -274,14 +328,16 @@ class Run:
 
     def _record(self, learner: Any) -> dict[str, Any]:
         config = self.config
-        checkpoint = _load_checkpoint(self.dir / "checkpoint.pt")
-        evaluations = scoring.final_evaluations(self.dir, POLICIES, LEVELS, config.get("bootstrap", 0), config["seed"])
+        checkpoint = files.load_checkpoint(self.dir / files.CHECKPOINT)
+        evaluations = scoring.final_evaluations(self.dir, self.selections, self.policies, LEVELS, 0, config["seed"])
         record = {
             "run_id": self.id,
             "learner": config["learner"],
             "protocol": config["protocol"],
             "suite": config["suite"],
             "seed": config["seed"],
+            "convention": config["data"]["convention"],
+            "data": self._data_summary(),
             "status": "done",
             "steps": learner.step,
             "train_seconds": checkpoint["train_seconds"],
@@ -290,8 +346,8 @@ class Run:
             "evaluations": evaluations,
         }
         atomic.write_json(self.dir / "metrics.json", evaluations)
-        atomic.write_json(self.dir / "record.json", record)
-        atomic.write_text(self.dir / "done", f"{self.id}\n")
+        atomic.write_json(self.dir / files.RECORD, record)
+        atomic.write_text(self.dir / files.DONE, f"{self.id}\n")
         log.info(
             "run %s finished after %d steps (%.1f s training); recorded in %s",
             self.id,
@@ -300,6 +356,22 @@ class Run:
             self.dir,
         )
         return record
+
+    def _data_summary(self) -> dict[str, Any]:
+        """Which videos produced the numbers: the roles' hash and counts, and each domain's copy against
+        its dataset's canonical list (where the dataset ships one)."""
+        canonical = {}
+        for letter, cache in self.caches.items():
+            found = cache.manifest.get("canonical")
+            if found is not None:
+                keys = ("name", "sha256", "expected", "present", "missing_count", "extra_count")
+                canonical[letter] = {key: found.get(key) for key in keys}
+        return {
+            "convention": self.config["data"]["convention"],
+            "videos_sha256": self.roles.sha256,
+            "counts": self.roles.counts(),
+            "canonical": canonical,
+        }
 
 
 def _average_gradients_before_steps(learner: Any) -> None:
@@ -312,71 +384,19 @@ def _average_gradients_before_steps(learner: Any) -> None:
         optimizer.register_step_pre_hook(lambda *_, params=parameters: distributed.average_gradients(params))
 
 
-@contextlib.contextmanager
-def _interrupt_at_step_boundary():
-    """Turn the first Ctrl-C (SIGINT) into a request the loop honours after the current step.
-
-    The loop then saves a consistent checkpoint and stops; a second Ctrl-C interrupts at once (the
-    last periodic checkpoint stands). Off the main thread, signals cannot be caught: plain behaviour.
-    """
-    state = types.SimpleNamespace(requested=False)
-    if threading.current_thread() is not threading.main_thread():
-        yield state
-        return
-
-    def request(signum: int, frame: Any) -> None:
-        state.requested = True
-        err().print("[yellow]Ctrl-C: stopping after this step (press again to stop at once)[/]")
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, request)
-    try:
-        yield state
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _progress_bar:  # noqa: N801 - used like a function
-    """A rich progress bar with loss and steps/s, or nothing when progress is off."""
-
-    def __init__(self, enabled: bool, total: int, completed: int, name: str) -> None:
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=err(),
-            transient=False,
-        )
-        self.task = self.progress.add_task(name, total=total, completed=completed, loss=float("nan"), rate="")
-        self.progress.start()
-
-    def update(self, step: int, loss: float) -> None:
-        if self.progress is not None:
-            task = self.progress.tasks[self.task]
-            rate = f"{task.speed:.1f} step/s" if task.speed else ""
-            self.progress.update(self.task, completed=step, loss=loss, rate=rate)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def execute(
-    config: Mapping[str, Any],
+    run: PlannedRun | Mapping[str, Any],
     out: str | Path,
     registries: Registries,
     store: ResultsStore | None,
     *,
     cache_dir: str | None = None,
     progress: bool = True,
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume, or skip) one resolved run config under ``out``; returns its record."""
-    return Run(config, out, registries, cache_dir=cache_dir, progress=progress).execute(store)
+    """Run (or resume, or skip) one planned run (or a resolved config, planned here) under ``out``.
+
+    ``restart`` discards whatever the run directory holds (checkpoint, result) and trains from step 0."""
+    if not isinstance(run, PlannedRun):
+        run = plan_run(run, registries, cache_dir=cache_dir, progress=progress)
+    return Run(run.config, out, registries, run.caches, run.roles, progress=progress).execute(store, restart=restart)

@@ -176,6 +176,14 @@ class NetworkLearner(Learner):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return list(self._optimizers.values())
 
+    def named_tensors(self) -> dict[str, torch.Tensor]:
+        """Every network's parameters and buffers (what scoring reads), as ``network.name``."""
+        return {
+            f"{network}.{name}": tensor
+            for network, module in self.networks().items()
+            for name, tensor in (*module.named_parameters(), *module.named_buffers())
+        }
+
     def autocast(self) -> Any:
         return autocast(self.device, self.hparams["amp"])
 

@@ -25,6 +25,7 @@ from fasbench.userconfig import load_user_config
 # Bump when the preparation itself changes (sampling, cropping, depth), so old caches are rebuilt.
 PREPARATION_VERSION = 1
 ANNOTATION_SUFFIX = ".face"  # files under face_dir: <video_id>.face
+MANIFESTS = Path(__file__).with_name("manifests")  # canonical video lists (video ids are facts of each dataset)
 
 log = get_logger("fasbench.real")
 
@@ -65,6 +66,10 @@ class VideoDataset(Dataset):
 
     def cache_options(self) -> dict[str, Any]:
         return {"dataset": self.name, "preparation_version": PREPARATION_VERSION, **self.options}
+
+    def canonical_list(self) -> Path | None:
+        """The official distribution's full video list, shipped in ``manifests/<name>.tsv``."""
+        return MANIFESTS / f"{self.name}.tsv"
 
     # -- layout ------------------------------------------------------------------------------------
     def root_dir(self) -> Path:

@@ -121,6 +121,10 @@ class OuluNPU(VideoDataset):
             meta={"phone": phone, "session": session, "instrument": instrument, "protocol": protocol},
         )
 
+    def canonical_list(self) -> Path | None:
+        """The full 4,950-video list for ``protocol=all``; an official protocol is a subset by design."""
+        return super().canonical_list() if self.options["protocol"] == "all" else None
+
     def default_annotation_path(self, record: VideoRecord) -> Path:
         return Path(record.path).with_suffix(".txt")
 

@@ -1,0 +1,65 @@
+"""Planning a run before it trains: open every domain's frame cache and resolve every role of the protocol.
+
+``plan_run`` is where a bad input known at a run's start stops it (a missing cache, a role left empty),
+and where the run's identity gains the hash of the videos it will see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fasbench import distributed
+from fasbench.data.roles import ProtocolRoles, resolve_run_roles
+from fasbench.registry import Registries
+
+
+def open_domains(
+    config: Mapping[str, Any], registries: Registries, cache_dir: str | None, progress: bool, opened: dict | None = None
+) -> dict:
+    """The frame cache of every domain the run uses; generated datasets are prepared on demand.
+
+    ``opened`` (path -> DomainCache) shares caches between the runs of one matrix."""
+    from fasbench.data import cache_path, ensure_prepared, open_cache
+
+    opened = {} if opened is None else opened
+    caches = {}
+    for letter, domain in config["domains"].items():
+        dataset_class = registries.get("datasets", domain["dataset"]).obj
+        path = cache_path(cache_dir, domain["dataset"], domain["options"])
+        if path not in opened:
+            if getattr(dataset_class, "auto_prepare", False):
+                ensure_prepared(
+                    domain["dataset"], domain["options"], cache_dir, registries=registries, progress=progress
+                )
+            opened[path] = open_cache(path)
+        caches[letter] = opened[path]
+    return caches
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run config whose domains are open and whose roles are resolved: what ``execute`` trains."""
+
+    config: Mapping[str, Any]  # with data.videos_sha256: the run's identity says which videos it saw
+    caches: Mapping[str, Any]
+    roles: ProtocolRoles
+
+
+def plan_run(
+    config: Mapping[str, Any],
+    registries: Registries,
+    *,
+    cache_dir: str | None = None,
+    progress: bool = True,
+    opened: dict | None = None,
+) -> PlannedRun:
+    """Open the run's domains and resolve every role: a role left empty stops here, before any training."""
+    if distributed.is_main():
+        caches = open_domains(config, registries, cache_dir, progress, opened)
+    distributed.barrier()
+    if not distributed.is_main():
+        caches = open_domains(config, registries, cache_dir, False, opened)
+    roles = resolve_run_roles(config, caches)
+    return PlannedRun({**config, "data": {**config["data"], "videos_sha256": roles.sha256}}, caches, roles)
