@@ -26,7 +26,7 @@ from fasbench.console import out
 from fasbench.data import open_cache
 from fasbench.data.writer import VideoFrames, write_cache
 from fasbench.interfaces import LIVE, SPOOF, VideoRecord
-from fasbench.registry import get_registries
+from fasbench.plugins import installed_plugins
 from fasbench.testing import random_domain_batches
 from fasbench.training import non_finite_tensors
 
@@ -103,7 +103,7 @@ def main() -> None:
         )
 
     backbone = {"type": "rfmeta_cnn", "width": args.width, "input_size": args.input_size}
-    learner = get_registries().build(
+    learner = installed_plugins().build(
         "learners",
         {"type": "rfmeta", "backbone": backbone, "hparams": {"batch_per_class": 10}},
         num_domains=3,

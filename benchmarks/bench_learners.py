@@ -21,14 +21,14 @@ from rich.table import Table
 from timing import interleaved
 
 from fasbench.console import out
-from fasbench.registry import get_registries
+from fasbench.plugins import installed_plugins
 from fasbench.testing import random_domain_batches
 
 
 def build(name: str, args: argparse.Namespace) -> Callable[[], None]:
     """One training step of learner ``name`` on fixed batches (the step counter advances, as in a run)."""
     backbone = {"type": "rfmeta_cnn", "width": args.width, "input_size": args.input_size}
-    learner = get_registries().build(
+    learner = installed_plugins().build(
         "learners",
         {"type": name, "backbone": backbone, "hparams": {"batch_per_class": args.k}},
         num_domains=args.domains,
@@ -61,7 +61,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [learner.name for learner in LEARNERS]
-    if "rfmeta" in get_registries().names("learners"):
+    if "rfmeta" in installed_plugins().names("learners"):
         names.append("rfmeta")
     synchronize = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     times = interleaved(

@@ -54,7 +54,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     table = synthetic_table(args.videos, args.frames_per_video)
     out().print(f"{len(table):,} frames, {args.videos:,} videos, {args.bootstrap:,} resamples", highlight=False)
-    evaluate(table.by_video(), bootstrap=0)  # discover plugins and warm up outside the timings
+    evaluate(table.by_video(), bootstrap=0)  # discover_plugins plugins and warm up outside the timings
     timed("video level, all metrics, no bootstrap", evaluate, table)
     result = timed(
         f"video level, all metrics, bootstrap {args.bootstrap} (TARGET < 2 s)",

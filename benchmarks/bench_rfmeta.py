@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from fasbench_plugins.networks import build_backbone, build_heads
 from fasbench_plugins.rfmeta import RFMeta
 from timing import interleaved
 
 from fasbench.console import out
 from fasbench.interfaces import DomainBatch
+from fasbench.learners import build_backbone, build_heads
 
 
 # -- the reference loop, eager ----------------------------------------------------------------------

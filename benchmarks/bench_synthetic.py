@@ -11,9 +11,9 @@ import time
 
 from fasbench_plugins.synthetic import SyntheticDataset
 
+from fasbench.benchmark import load_benchmark
 from fasbench.data import ensure_prepared
-from fasbench.registry import get_registries
-from fasbench.spec import load_spec
+from fasbench.plugins import installed_plugins
 
 
 def render_ms(domain: str, crop_size: int) -> float:
@@ -31,14 +31,14 @@ def main() -> None:
     for crop_size in (128, 256):
         times = ", ".join(f"{d} {render_ms(d, crop_size):.1f}" for d in "OCIM")
         print(f"render at {crop_size} px, ms per frame: {times}")
-    domains = load_spec().suite("synthetic").domains
-    registries = get_registries()
+    domains = load_benchmark().suite("synthetic").domains
+    plugins = installed_plugins()
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as cache_dir:
             started = time.perf_counter()
             for domain in domains.values():
                 ensure_prepared(
-                    domain.dataset, domain.options, cache_dir, registries=registries, progress=False, workers=workers
+                    domain.dataset, domain.options, cache_dir, plugins=plugins, progress=False, workers=workers
                 )
             print(f"default suite (4 domains) prepared with workers={workers}: {time.perf_counter() - started:.1f} s")
 

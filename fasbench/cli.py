@@ -24,11 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fasbench {__version__}")
     parser.add_argument(
-        "--registry",
+        "--benchmark",
         metavar="PATH",
-        help="registry file declaring domains, protocols and suites "
-        "(default: $FASBENCH_REGISTRY, else the registry.yaml shipped with fasbench)",
+        help="the benchmark file (a registry.yaml) declaring domains, protocols, suites and conventions "
+        "(default: $FASBENCH_BENCHMARK, else the registry.yaml shipped with fasbench)",
     )
+    parser.add_argument("--registry", dest="old_registry", metavar="PATH", help=argparse.SUPPRESS)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(f"fasbench.commands.{module}").add_parser(subparsers)
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.old_registry is not None:
+        err().print(
+            "[yellow]warning:[/] --registry is deprecated and will be removed in the next release; "
+            "use --benchmark (it names the benchmark file, registry.yaml)",
+            highlight=False,
+        )
+        args.benchmark = args.benchmark or args.old_registry
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

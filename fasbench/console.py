@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from fasbench.registry import Registries
+from fasbench.plugins import PluginRegistry
 
 DEBUG_ENV = "FASBENCH_DEBUG"
 
@@ -37,10 +37,10 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def warn_broken(registries: Registries) -> None:
+def warn_broken(plugins: PluginRegistry) -> None:
     """Tell the user which plugins failed to load; they stay unavailable, the rest works."""
     console = err()
-    for broken in registries.broken:
+    for broken in plugins.broken:
         console.print(
             f"[yellow]warning:[/] plugin {escape(str(broken.plugin))} failed to load and is skipped: "
             + escape(broken.error),
@@ -48,5 +48,5 @@ def warn_broken(registries: Registries) -> None:
         )
         if debug_enabled():
             console.print(broken.details, markup=False, highlight=False)
-    if registries.broken and not debug_enabled():
+    if plugins.broken and not debug_enabled():
         console.print(f"[dim](set {DEBUG_ENV}=1 for the tracebacks)[/]")

@@ -36,7 +36,7 @@ class DuplicateNameError(FasbenchError):
 
 
 class RegistryFileError(FasbenchError):
-    """registry.yaml (or a user's file given with --registry) breaks the schema."""
+    """The benchmark file (registry.yaml, or a file given with --benchmark) breaks the schema."""
 
 
 class MissingDataError(FasbenchError):

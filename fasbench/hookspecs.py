@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from fasbench.registry import Registrar
+    from fasbench.plugins import Registrar
 
 PROJECT = "fasbench"
 ENTRY_POINT_GROUP = "fasbench.plugins"

@@ -109,15 +109,18 @@ class BackboneOutput(NamedTuple):
 
 
 class Backbone(ABC):
-    """A network body (a ``torch.nn.Module`` subclass implements this too).
+    """A network body; ``fasbench.learners.BackboneModule`` is this contract as a ``torch.nn.Module``.
 
-    Declares ``input_spec``, ``feature_channels`` (C of ``features``) and ``depth_channels``
-    (D of ``depth_features``) so learners can size their heads without a dummy forward.
+    Declares ``input_spec`` (what the data pipeline delivers to it), ``feature_channels`` (C of
+    ``features``), ``depth_channels`` (D of ``depth_features``) so learners size their heads without a
+    dummy forward, and ``width``, the channel multiplier learners apply to their heads too (1.0 for a
+    backbone without one). Built from a config ``{"type": name, **options}`` through the plugin registry.
     """
 
     input_spec: InputSpec
     feature_channels: int
     depth_channels: int
+    width: float = 1.0
 
     @abstractmethod
     def forward(self, images: Any) -> BackboneOutput:
@@ -146,6 +149,10 @@ class DomainBatch:
 Callback = Callable[[int, Mapping[str, Any]], None]
 
 
+# Hyper-parameters every learner has, whatever its DEFAULTS say: the runner builds the data stream from them.
+CORE_HPARAMS: Mapping[str, Any] = {"batch_per_class": 10}  # k live + k spoof frames per source domain and step
+
+
 def resolve_hparams(name: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults updated by overrides; an override the learner does not know is refused."""
     overrides = dict(overrides or {})
@@ -161,22 +168,67 @@ def resolve_hparams(name: str, defaults: Mapping[str, Any], overrides: Mapping[s
 class Learner(ABC):
     """A training method, DomainBed-style: ``update`` is one step on one batch per source domain.
 
-    ``DEFAULTS`` holds the paper's hyper-parameters (registry.yaml may override them);
-    ``SEARCH_SPACE`` maps a hyper-parameter to ``(distribution, low, high)`` for random search.
-    The learner owns its networks, optimisers and step counter; ``state_dict`` holds all of it,
-    RNG included, so a restored learner continues exactly as an uninterrupted one would.
+    **Construction** (what the runner calls, through the plugin registry, with keyword arguments only)::
+
+        Learner(backbone={"type": "rfmeta_cnn", ...}, num_domains=3, hparams={...}, device="cpu", seed=0,
+                plugins=registry)
+
+    ``backbone`` is a backbone config the learner builds with ``plugins`` (``fasbench.learners.build_backbone``);
+    ``num_domains`` the number of source domains (2 or 3 for the built-in protocols: a learner must work
+    for any number from ``min_domains`` up); ``seed`` seeds all of the learner's randomness, so two builds
+    with the same arguments are identical. ``hparams`` override ``DEFAULTS`` and ``CORE_HPARAMS``.
+
+    **The data stream** it receives is declared by ``batch_per_class`` (an int: k live then k spoof frames
+    per source domain and step, in ``input_spec``) and ``input_spec``.
+
+    **Scoring** (``score``) runs in evaluation mode and must not change any state: a frame's score depends
+    on that frame only (not on the rest of the batch), and scoring never updates a BatchNorm statistic.
+
+    ``DEFAULTS`` holds the paper's hyper-parameters (registry.yaml may override them); ``SEARCH_SPACE``
+    maps a hyper-parameter to ``(distribution, low, high)`` for random search. The learner owns its
+    networks, optimisers and step counter; ``state_dict`` holds all of it, RNG included, as tensors and
+    plain containers, so a restored learner continues exactly as an uninterrupted one would.
+    ``fasbench.testing.check_learner(name)`` checks all of this the way the runner builds.
     """
 
     name: ClassVar[str] = ""
     DEFAULTS: ClassVar[Mapping[str, Any]] = {}
     SEARCH_SPACE: ClassVar[Mapping[str, tuple]] = {}
+    min_domains: ClassVar[int] = 1
 
-    def __init__(self, hparams: Mapping[str, Any] | None = None) -> None:
-        self.hparams = resolve_hparams(self.name or type(self).__name__, self.DEFAULTS, hparams)
+    def __init__(
+        self,
+        *,
+        backbone: Mapping[str, Any] | None = None,
+        num_domains: int = 1,
+        hparams: Mapping[str, Any] | None = None,
+        device: Any = "cpu",
+        seed: int = 0,
+        plugins: Any = None,
+    ) -> None:
+        self.hparams = resolve_hparams(self.name or type(self).__name__, self.all_defaults(), hparams)
+        if isinstance(num_domains, bool) or not isinstance(num_domains, int) or num_domains < self.min_domains:
+            raise FasbenchError(
+                f"learner {self.name!r} needs at least {self.min_domains} source domain(s), got {num_domains!r}"
+            )
+        k = self.hparams["batch_per_class"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise FasbenchError(f"hparams.batch_per_class must be an integer >= 1, got {k!r}")
+        self.batch_per_class: int = k
+        self.num_domains = num_domains
+        self.backbone_config = dict(backbone or {})
+        self.device = device
+        self.seed = seed
+        self.plugins = plugins
         self.step = 0
         # The run's total steps, set by the runner (and ``fit``) before training, for schedules such as
         # Reptile's annealed outer step; None while unknown. Not part of the state: it comes with the run.
         self.budget: int | None = None
+
+    @classmethod
+    def all_defaults(cls) -> dict[str, Any]:
+        """``CORE_HPARAMS`` updated by the learner's ``DEFAULTS``: every hyper-parameter it takes."""
+        return {**CORE_HPARAMS, **cls.DEFAULTS}
 
     @property
     @abstractmethod
@@ -248,7 +300,6 @@ class Metric(ABC):
 
     name: ClassVar[str] = ""
     higher_is_better: ClassVar[bool] = True
-    needs_threshold: ClassVar[bool] = False
 
     @abstractmethod
     def compute(

@@ -17,34 +17,11 @@ import torch
 from torch import nn
 
 from fasbench.errors import FasbenchError, TrainingError
+from fasbench.options import require_choice
 
 AMP_MODES = ("none", "bf16")
 OPTIMIZERS = ("adam", "sgd")
 BUFFER_POLICIES = ("clone", "shared")
-
-
-# -- hyper-parameter checks -------------------------------------------------------------------------
-def require_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``choices``; otherwise a FasbenchError naming the hyper-parameter."""
-    if value not in choices:
-        raise FasbenchError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def require_number(name: str, value: Any, *, minimum: float = 0.0, integer: bool = False) -> float | int:
-    """``value`` as a number >= ``minimum`` (an int when ``integer``); otherwise a FasbenchError."""
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        wanted = "an integer" if integer else "a number"
-        raise FasbenchError(f"{name} must be {wanted} >= {minimum}, got {value!r}")
-    return value
-
-
-def require_flag(name: str, value: Any) -> bool:
-    """``value`` if it is a bool (YAML and --cfg-options give real booleans); otherwise a FasbenchError."""
-    if not isinstance(value, bool):
-        raise FasbenchError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 # -- seeding and RNG state --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from fasbench.errors import FasbenchError
 from fasbench.evaluation import BatchMetric, ScoreSample, equal_error_rate, error_rates_at, roc_auc, tpr_at_fpr
 
 if TYPE_CHECKING:
-    from fasbench.registry import Registrar
+    from fasbench.plugins import Registrar
 
 
 class AUC(BatchMetric):
@@ -45,7 +45,6 @@ class HTER(BatchMetric):
 
     name = "HTER"
     higher_is_better = False
-    needs_threshold = True
 
     def compute_batch(self, sample: ScoreSample, *, threshold: float | None = None) -> np.ndarray:
         far, frr = error_rates_at(sample.curves, self.checked_threshold(threshold))
@@ -78,7 +77,6 @@ class APCER(BatchMetric):
 
     name = "APCER"
     higher_is_better = False
-    needs_threshold = True
 
     def compute_batch(self, sample: ScoreSample, *, threshold: float | None = None) -> np.ndarray:
         _, rates = sample.attack_acceptance(self.checked_threshold(threshold))
@@ -90,7 +88,6 @@ class BPCER(BatchMetric):
 
     name = "BPCER"
     higher_is_better = False
-    needs_threshold = True
 
     def compute_batch(self, sample: ScoreSample, *, threshold: float | None = None) -> np.ndarray:
         return error_rates_at(sample.curves, self.checked_threshold(threshold))[1]
@@ -101,7 +98,6 @@ class ACER(BatchMetric):
 
     name = "ACER"
     higher_is_better = False
-    needs_threshold = True
 
     def compute_batch(self, sample: ScoreSample, *, threshold: float | None = None) -> np.ndarray:
         threshold = self.checked_threshold(threshold)

@@ -27,7 +27,7 @@ loss (BatchNorm statistics and mean losses ignore order), so we do not; the doma
 the learner's own seeded generator (the reference uses python's global ``random``).
 
 The networks, input checks, optimiser, scoring and checkpoints are those every fasbench learner shares
-(``fasbench_plugins.networks.learner.NetworkLearner``); this module holds the RF-Meta step.
+(``fasbench.learners.NetworkLearner``); this module holds the RF-Meta step.
 
 Variants the paper ablates: ``first_order`` (the inner gradient is a constant: no second-order term)
 and ``aggregation`` (no fine-grained split: the meta-train domains are merged into one meta-train set,
@@ -42,20 +42,21 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from fasbench_plugins.networks.learner import (
+
+from fasbench import hookimpl
+from fasbench.interfaces import DomainBatch
+from fasbench.learners import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
     NetworkLearner,
     pool,
 )
-
-from fasbench import hookimpl
-from fasbench.interfaces import DomainBatch
-from fasbench.training import functional_forward, inner_sgd_step, named_parameters, require_flag, require_number
+from fasbench.options import require_flag, require_number
+from fasbench.training import functional_forward, inner_sgd_step, named_parameters
 
 if TYPE_CHECKING:
-    from fasbench.registry import Registrar
+    from fasbench.plugins import Registrar
 
 LOSS_NAMES = ("cls_train", "dep_train", "cls_test", "dep_test")
 

@@ -6,15 +6,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from fasbench import registry  # noqa: E402
+from fasbench import plugins  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _fresh_registries():
     """Each test discovers plugins anew (tests add throwaway plugins to sys.path)."""
-    registry.reset_registries()
+    plugins.forget_plugins()
     yield
-    registry.reset_registries()
+    plugins.forget_plugins()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from fasbench_plugins.baselines import LEARNERS
 from fasbench_plugins.synthetic.dataset import SyntheticDataset
 
 from fasbench.data import domain_batches, eval_batches, open_cache, prepare_domain
-from fasbench.registry import get_registries
+from fasbench.plugins import installed_plugins
 
 TINY = {"type": "rfmeta_cnn", "width": 0.0625, "input_size": 32}
 SOURCES, TARGET = "ICM", "O"
@@ -32,7 +32,7 @@ def caches(tmp_path_factory):
 
 
 def build(name: str):
-    return get_registries().build(
+    return installed_plugins().build(
         "learners",
         {"type": name, "backbone": TINY, "hparams": {"batch_per_class": 2}},
         num_domains=len(SOURCES),

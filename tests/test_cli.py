@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from fasbench import __version__
+from fasbench.benchmark import PACKAGED
 from fasbench.cli import main
-from fasbench.spec import PACKAGED
 
 
 def run(capsys, *argv):
@@ -43,14 +43,14 @@ def test_registry_option_reads_a_user_file(capsys, tmp_path):
     data["leaderboard"].pop("protocols")
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(data))
-    status, out, _ = run(capsys, "--registry", str(path), "list", "protocols")
+    status, out, _ = run(capsys, "--benchmark", str(path), "list", "protocols")
     assert status == 0 and "CI_M" in out and "ICM_O" not in out
 
 
 def test_registry_errors_are_one_clean_line(capsys, tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("domains: {}\nprotocols: {}\nsuites: {}\n")
-    status, _, err = run(capsys, "--registry", str(path), "list", "protocols")
+    status, _, err = run(capsys, "--benchmark", str(path), "list", "protocols")
     assert status == 2 and "broken.yaml: domains: no domain declared" in err and "Traceback" not in err
 
 

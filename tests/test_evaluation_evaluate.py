@@ -14,7 +14,7 @@ from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.evaluation import ScoreTable, evaluate, write_scores
 from fasbench.evaluation.evaluate import _resample_counts
 from fasbench.interfaces import Metric
-from fasbench.registry import PluginInfo, discover
+from fasbench.plugins import PluginInfo, discover_plugins
 
 # Hand-built target, one frame per video: lives 0.9, 0.8, 0.4; spoofs 0.7 (print), 0.4, 0.2, 0.1 (replay).
 TARGET = ScoreTable(
@@ -141,10 +141,10 @@ def test_vectorised_bootstrap_equals_a_loop_over_resamples():
     """Same seed, same resamples: the built-in AUC's interval equals scikit-learn's, resample by resample."""
     plugin = types.ModuleType("third_party")
     plugin.fasbench_register = hookimpl(lambda registry: registry.add("metrics", "sklearn_auc", SklearnAUC))
-    registries = discover(extra=[(plugin, PluginInfo("third_party", "third_party:module"))])
+    plugins = discover_plugins(extra=[(plugin, PluginInfo("third_party", "third_party:module"))])
     table = synthetic(seed=4)
     for level in ("video", "frame"):
-        result = evaluate(table, level=level, metrics=["AUC", "sklearn_auc"], bootstrap=40, registries=registries)
+        result = evaluate(table, level=level, metrics=["AUC", "sklearn_auc"], bootstrap=40, plugins=plugins)
         assert result["ci"]["AUC"] == pytest.approx(result["ci"]["sklearn_auc"])
 
 

@@ -128,10 +128,10 @@ def test_weighted_curves_equal_repeated_rows(data, seed):
     [
         ([0.1, 0.2], [1, 1], "no spoof"),
         ([0.1, 0.2], [0, 0], "no live"),
-        ([], [], "no scores"),
+        ([], [], "no frame was scored"),
         ([0.1, np.nan], [0, 1], "NaN or infinite"),
         ([0.1, np.inf], [0, 1], "NaN or infinite"),
-        ([0.1, 0.2, 0.3], [0, 1], "equal length"),
+        ([0.1, 0.2, 0.3], [0, 1], "differ in length"),
         ([0.1, 0.2], [0, 2], "neither 0 .spoof. nor 1 .live."),
     ],
 )

@@ -53,7 +53,7 @@ def test_by_video_refuses_mixed_videos_and_unknown_reductions():
     ("columns", "message"),
     [
         (dict(score=[0.1, 0.2, 0.3]), "differ in length"),
-        (dict(score=[], label=[], video_id=[], frame_index=[], attack_type=[]), "empty"),
+        (dict(score=[], label=[], video_id=[], frame_index=[], attack_type=[]), "no frame was scored"),
         (dict(score=[0.1, np.nan]), "1 of 2 scores are NaN or infinite"),
         (dict(label=[0, 3], attack_type=["print", "print"]), "neither 0"),
         (dict(attack_type=["print", "print"]), "attack type 'live' goes with label 1"),

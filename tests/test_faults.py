@@ -35,7 +35,7 @@ def setup(tmp_path):
 
 
 def run_argv(setup, learner="binary_cnn", *extra):
-    argv = ["--registry", setup["registry"], "run", learner, "--protocol", "ICM_O", "--suite", "synthetic"]
+    argv = ["--benchmark", setup["registry"], "run", learner, "--protocol", "ICM_O", "--suite", "synthetic"]
     argv += ["--preset", "tiny", "--seeds", "0", "--out", str(setup["out"]), "--cache-dir", setup["cache"]]
     return [*argv, "--no-progress", *extra]
 
@@ -92,7 +92,7 @@ def _damage_chunk(path: Path, row: int) -> None:
 
 def test_a_damaged_cache_chunk_stops_the_run_and_nothing_is_recorded(setup, capsys):
     assert (
-        main(["--registry", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"])
+        main(["--benchmark", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"])
         == 0
     )
     (target,) = [
@@ -111,7 +111,7 @@ def test_a_damaged_cache_chunk_stops_the_run_and_nothing_is_recorded(setup, caps
     store = ResultsStore(setup["out"] / "results.sqlite")
     assert [r["status"] for r in store.runs()] == ["failed"]
 
-    prepare = ["--registry", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"]
+    prepare = ["--benchmark", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"]
     assert main([*prepare, "--verify"]) == 2
     assert "1 of 4 caches are damaged" in capsys.readouterr().err
     assert main([*prepare[:4], "--cache-dir", setup["cache"], "--verify"]) == 2  # every cache in the folder
@@ -154,7 +154,7 @@ def test_the_same_run_started_twice_trains_once(setup, capsys):
         assert main(run_argv(setup, "binary_cnn", *long)) == 2
         message = " ".join(capsys.readouterr().err.split())
         assert f"is being run by pid {first.pid}" in message
-        bench = ["--registry", setup["registry"], "bench", "--learners", "binary_cnn", "--protocols", "ICM_O"]
+        bench = ["--benchmark", setup["registry"], "bench", "--learners", "binary_cnn", "--protocols", "ICM_O"]
         bench += ["--suite", "synthetic", "--preset", "tiny", "--seeds", "0", "--out", str(setup["out"])]
         assert main([*bench, "--cache-dir", setup["cache"], "--no-progress", *long]) == 0
         assert f"running elsewhere (pid {first.pid}" in " ".join(capsys.readouterr().err.split())
@@ -207,7 +207,7 @@ def test_config_typos_are_refused_before_anything_is_written(setup, capsys):
 def test_a_registry_file_that_is_not_utf8_is_named(setup, capsys):
     bad = setup["tmp"] / "latin1.yaml"
     bad.write_bytes("description: caf\xe9\n".encode("latin-1"))
-    assert main(["--registry", str(bad), "list", "protocols"]) == 2
+    assert main(["--benchmark", str(bad), "list", "protocols"]) == 2
     assert "not a UTF-8 text file" in capsys.readouterr().err
 
 
@@ -216,7 +216,7 @@ def test_a_registry_file_may_not_import_code(setup, capsys):
     data["domains"]["C"]["options"] = {"face": "os:system"}
     path = setup["tmp"] / "code.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert main(["--registry", str(path), "list", "protocols"]) == 2
+    assert main(["--benchmark", str(path), "list", "protocols"]) == 2
     message = " ".join(capsys.readouterr().err.split())
     assert "domains.C.options.face: 'os:system' names Python code" in message and "--option face=os:system" in message
 
@@ -245,7 +245,7 @@ def test_scores_outside_the_unit_interval_need_to_be_named(tmp_path, capsys):
 
 def test_a_killed_prepare_leaves_no_workers_and_its_stray_temporary_is_removed(setup):
     cache = Path(setup["cache"])
-    command = [sys.executable, "-m", "fasbench.cli", "--registry", setup["registry"], "prepare", "synthetic"]
+    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["registry"], "prepare", "synthetic"]
     command += ["--option", "subjects=40", "--workers", "2", "--cache-dir", str(cache), "--no-progress"]
     parent = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from fasbench.benchmark import load_benchmark
 from fasbench.errors import FasbenchError
 from fasbench.results.leaderboard import AVERAGE, build_leaderboard
 from fasbench.results.render import FORMATS, render
 from fasbench.results.store import ResultRow
-from fasbench.spec import load_spec
 
 DATA = Path(__file__).parent / "data"
 HIGHER = {"HTER": False, "AUC": True}
@@ -91,7 +91,7 @@ def test_oracle_selection_is_marked_in_the_caption():
 
 
 def rendered(fmt):
-    summary = load_spec().convention("fasbench").summary
+    summary = load_benchmark().convention("fasbench").summary
     output = render(board(order=["rfmeta"], convention_summary=summary), fmt)
     if fmt == "rich":
         console = Console(width=200, record=True, file=open("/dev/null", "w"), color_system=None)

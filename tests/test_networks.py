@@ -4,11 +4,12 @@ import math
 
 import pytest
 import torch
-from fasbench_plugins.networks import ClassifierHead, DepthHead, RFMetaCNN, TimmBackbone, build_backbone, build_heads
+from fasbench_plugins.networks import RFMetaCNN, TimmBackbone
 
 from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.interfaces import InputSpec
-from fasbench.registry import get_registries
+from fasbench.learners import ClassifierHead, DepthHead, build_backbone, build_heads
+from fasbench.plugins import installed_plugins
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,8 +117,10 @@ def test_rfmeta_cnn_refuses_bad_options(options, message):
 def test_build_backbone_through_the_registry_and_its_errors():
     backbone = build_backbone({"type": "rfmeta_cnn", "width": 0.125, "input_size": 16})
     assert isinstance(backbone, RFMetaCNN) and backbone.input_spec.size == 16
-    assert "rfmeta_cnn" in get_registries().names("backbones")
-    with pytest.raises(FasbenchError, match="has no option 'widht'; known: color, input_size, width"):
+    assert "rfmeta_cnn" in installed_plugins().names("backbones")
+    with pytest.raises(
+        FasbenchError, match="backbone 'rfmeta_cnn' cannot take \\['widht'\\].*its options: color, input_size, width"
+    ):
         build_backbone({"type": "rfmeta_cnn", "widht": 0.5})
     with pytest.raises(FasbenchError, match="needs a 'type' key|must be a mapping with a 'type' key"):
         build_backbone({"width": 0.5})

@@ -11,7 +11,7 @@ from fasbench_plugins.real.oulu import parse_protocol_line
 from fixtures_real import build_casia, build_msu, build_oulu, build_replay
 
 from fasbench.errors import FasbenchError, MissingDataError
-from fasbench.registry import get_registries
+from fasbench.plugins import installed_plugins
 
 
 @pytest.fixture(autouse=True)
@@ -249,6 +249,6 @@ def test_root_and_options_from_the_user_config(tmp_path, monkeypatch):
 
 
 def test_plugins_are_registered_under_the_domain_names():
-    registries = get_registries()
-    assert {"oulu", "casia", "replay", "msu"} <= set(registries.names("datasets"))
-    assert registries.get("datasets", "replay").obj is ReplayAttack
+    plugins = installed_plugins()
+    assert {"oulu", "casia", "replay", "msu"} <= set(plugins.names("datasets"))
+    assert plugins.get("datasets", "replay").obj is ReplayAttack

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from fixtures_real import build_casia, build_msu, build_oulu, build_replay
 
+from fasbench.benchmark import PACKAGED
 from fasbench.cli import main
 from fasbench.data import read_manifest
 from fasbench.results.store import ResultsStore
-from fasbench.spec import PACKAGED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIZES = {"crop_size": 32, "depth_size": 4, "frames_per_video": 2}
@@ -82,7 +82,7 @@ def cli(real, monkeypatch):
     monkeypatch.setenv("FASBENCH_CONFIG", real["config"])
 
     def call(*argv: str) -> int:
-        return main(["--registry", real["registry"], *argv])
+        return main(["--benchmark", real["registry"], *argv])
 
     return call
 
@@ -204,7 +204,7 @@ def test_a_convention_whose_role_is_empty_is_refused_before_training(real, cli, 
     registry.write_text(yaml.safe_dump(data))
     out = tmp_path / "runs"
     argv = [
-        "--registry",
+        "--benchmark",
         str(registry),
         "run",
         "binary_cnn",

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fasbench_plugins.real import base as real_base
 
+from fasbench.benchmark import load_benchmark
 from fasbench.data.canonical import compare, describe, read_canonical, warning
 from fasbench.data.roles import held_out_subjects, resolve_protocol, resolve_source, resolve_target
 from fasbench.errors import FasbenchError
-from fasbench.spec import load_spec
 
-SPEC = load_spec()
+SPEC = load_benchmark()
 FASBENCH, ALL_SOURCES, OFFICIAL = (SPEC.convention(n) for n in ("fasbench", "all_sources", "official"))
 MANIFESTS = Path(real_base.__file__).with_name("manifests")
 

@@ -6,19 +6,21 @@ import types
 import pytest
 
 from fasbench import hookimpl
+from fasbench.benchmark import load_benchmark
 from fasbench.errors import FasbenchError, UnknownNameError
-from fasbench.registry import PluginInfo, discover
+from fasbench.interfaces import Learner
+from fasbench.plugins import PluginInfo, discover_plugins
 from fasbench.runs.config import resolve_run_config, run_dir, run_id
-from fasbench.spec import load_spec
 
 
-class ToyLearner:
-    """A learner stand-in: only DEFAULTS matter for config resolution."""
+class ToyLearner(Learner):
+    """A learner stand-in: only DEFAULTS matter for config resolution (batch_per_class comes from the core)."""
 
-    DEFAULTS = {"lr": 1e-3, "batch_per_class": 10, "first_order": False}
+    name = "toy"
+    DEFAULTS = {"lr": 1e-3, "first_order": False}
 
 
-def registries():
+def plugins():
     module = types.ModuleType("toy")
 
     @hookimpl
@@ -26,19 +28,19 @@ def registries():
         registry.add("learners", "toy", ToyLearner)
 
     module.fasbench_register = fasbench_register
-    return discover(extra=[(module, PluginInfo("toy", "toy"))])  # the installed plugins, plus the toy learner
+    return discover_plugins(extra=[(module, PluginInfo("toy", "toy"))])  # the installed plugins, plus the toy learner
 
 
 def resolve(**kwargs):
     arguments = dict(learner="toy", protocol="ICM_O", suite="synthetic", seed=1)
-    return resolve_run_config(load_spec(), registries(), **{**arguments, **kwargs})
+    return resolve_run_config(load_benchmark(), plugins(), **{**arguments, **kwargs})
 
 
 def test_layers_defaults_preset_budget_and_overrides():
     config = resolve()
     assert (config["sources"], config["target"]) == (["I", "C", "M"], "O")
     assert config["domains"]["O"] == {"dataset": "synthetic", "options": {"domain": "O"}}
-    assert config["hparams"] == ToyLearner.DEFAULTS and config["budget"] == 5000
+    assert config["hparams"] == {**ToyLearner.DEFAULTS, "batch_per_class": 10} and config["budget"] == 5000
     demo = resolve(preset="cpu_demo")
     assert demo["budget"] == 300 and demo["eval_every"] == 50
     assert demo["backbone"] == {"type": "rfmeta_cnn", "width": 0.125, "input_size": 64}

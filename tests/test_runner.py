@@ -38,7 +38,7 @@ def setup(tmp_path_factory):
 
 
 def cli(setup, *argv: str) -> int:
-    return main(["--registry", setup["registry"], *argv])
+    return main(["--benchmark", setup["registry"], *argv])
 
 
 def run_args(setup, learner: str, out: Path, *extra: str) -> list[str]:
@@ -119,7 +119,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_metrics(setup, tmp_path
     assert cli(setup, *run_args(setup, "rfmeta", reference_out), *extra) == 0
     reference = only_run_dir(reference_out)
 
-    command = [sys.executable, "-m", "fasbench.cli", "--registry", setup["registry"]]
+    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["registry"]]
     command += run_args(setup, "rfmeta", killed_out, *extra)
     process = subprocess.Popen(command, env=_subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     run = killed_out / reference.relative_to(reference_out)

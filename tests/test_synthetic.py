@@ -96,10 +96,10 @@ def test_records_split_by_subject_with_each_domains_attack_mix():
 def test_options_are_checked_and_coerced():
     assert SyntheticDataset(domain="o", subjects="12").cache_options()["subjects"] == 12
     for options, message in (
-        ({"domain": "X"}, "domain must be one of O, C, I, M"),
+        ({"domain": "X"}, "option 'domain' must be one of O, C, I, M"),
         ({"subject": 3}, "has no option 'subject'"),
-        ({"subjects": 2.5}, "subjects must be an integer"),
-        ({"crop_size": 16}, "crop_size must be >= 32"),
+        ({"subjects": 2.5}, "option 'subjects' must be int, got 2.5"),
+        ({"crop_size": 16}, "option 'crop_size' must be >= 32"),
     ):
         with pytest.raises(FasbenchError, match=message):
             SyntheticDataset(**options)

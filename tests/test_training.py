@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasbench.errors import FasbenchError, TrainingError
+from fasbench.options import require_choice, require_flag, require_number
 from fasbench.training import (
     FiniteLossGuard,
     autocast,
@@ -17,9 +18,6 @@ from fasbench.training import (
     functional_forward,
     inner_sgd_step,
     named_parameters,
-    require_choice,
-    require_flag,
-    require_number,
     restore_rng_state,
     seed_everything,
     seeded_generator,

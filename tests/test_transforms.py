@@ -1,11 +1,11 @@
-"""Transforms: PIL-exact HSV, resizing, augmentation, and the network input the loaders deliver."""
+"""Transforms: PIL-exact HSV, resizing, and the network input the loaders deliver."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from fasbench.data.transforms import Augmentation, augment, resize, rgb_to_hsv, to_depth_target, to_network_input
+from fasbench.data.transforms import resize, rgb_to_hsv, to_depth_target, to_network_input
 from fasbench.interfaces import InputSpec
 
 
@@ -50,36 +50,6 @@ def test_network_input_is_rgb_then_pil_hsv_scaled_to_unit_range():
     assert np.allclose(batch[1, 3:].numpy(), expected_hsv)
     rgb_only = to_network_input(torch.from_numpy(image), InputSpec(size=8, color="rgb"))
     assert rgb_only.shape == (2, 3, 8, 8) and 0 <= float(rgb_only.min()) and float(rgb_only.max()) <= 1
-
-
-def test_identity_augmentation_changes_nothing_and_brightness_scales():
-    image = torch.full((1, 3, 4, 4), 100, dtype=torch.uint8)
-    ones = np.ones(1, np.float32)
-    same = Augmentation(np.array([False]), ones, ones, ones)
-    assert torch.equal(augment(image, same), image)
-    brighter = Augmentation(np.array([False]), ones * 1.2, ones, ones)
-    assert torch.equal(augment(image, brighter), torch.full_like(image, 120))
-
-
-def test_flip_mirrors_frames_and_their_depth_maps_together():
-    image = torch.arange(2 * 4 * 4 * 3, dtype=torch.uint8).reshape(2, 4, 4, 3)
-    depths = torch.arange(2 * 4 * 4, dtype=torch.uint8).reshape(2, 4, 4)
-    ones = np.ones(2, np.float32)
-    flips = Augmentation(np.array([True, False]), ones, ones, ones)
-    batch = to_network_input(image, InputSpec(size=4, color="rgb"), flips)
-    plain = to_network_input(image, InputSpec(size=4, color="rgb"))
-    assert torch.equal(batch[0], plain[0].flip(-1)) and torch.equal(batch[1], plain[1])
-    maps = to_depth_target(depths, 4, flips)
-    assert maps.shape == (2, 1, 4, 4)
-    assert torch.allclose(maps[0, 0], depths[0].flip(-1).float() / 255) and torch.allclose(maps[1, 0], depths[1] / 255)
-
-
-def test_drawn_augmentations_are_seeded_and_within_range():
-    first = Augmentation.draw(np.random.default_rng(5), 1000)
-    second = Augmentation.draw(np.random.default_rng(5), 1000)
-    assert np.array_equal(first.flip, second.flip) and np.array_equal(first.contrast, second.contrast)
-    assert 0.4 < first.flip.mean() < 0.6
-    assert first.brightness.min() >= 0.8 and first.brightness.max() <= 1.2
 
 
 @pytest.mark.parametrize("size", [8, 32])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from fasbench.spec import PACKAGED
+from fasbench.benchmark import PACKAGED
 
 TINY_DOMAIN = {"subjects": 4, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 4}
 TINY_PRESET = {

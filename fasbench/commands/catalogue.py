@@ -8,10 +8,10 @@ from typing import Any
 
 from rich.table import Table
 
+from fasbench.benchmark import BenchmarkSpec, load_benchmark
 from fasbench.console import out, warn_broken
 from fasbench.errors import UnknownNameError
-from fasbench.registry import KINDS, Entry, Registries, get_registries
-from fasbench.spec import BenchmarkSpec, load_spec
+from fasbench.plugins import KINDS, Entry, PluginRegistry, installed_plugins
 
 DECLARED = ("protocols", "suites", "domains", "conventions")
 
@@ -37,10 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(handler=run_info)
 
 
-def _registries() -> Registries:
-    registries = get_registries()
-    warn_broken(registries)
-    return registries
+def _registries() -> PluginRegistry:
+    plugins = installed_plugins()
+    warn_broken(plugins)
+    return plugins
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -52,23 +52,23 @@ def run_list(args: argparse.Namespace) -> int:
         kind = singular[kind]
     console = out()
     if kind is None or kind in DECLARED:
-        spec = load_spec(args.registry)
+        spec = load_benchmark(args.benchmark)
         for declared in DECLARED if kind is None else (kind,):
             console.print(_declared_table(spec, declared))
     if kind is None or kind in KINDS:
-        registries = _registries()
+        plugins = _registries()
         for registered in KINDS if kind is None else (kind,):
-            console.print(_plugin_table(registries, registered))
+            console.print(_plugin_table(plugins, registered))
     return 0
 
 
-def _plugin_table(registries: Registries, kind: str) -> Table:
-    table = Table(title=f"{kind} ({len(registries.names(kind))})", title_justify="left")
+def _plugin_table(plugins: PluginRegistry, kind: str) -> Table:
+    table = Table(title=f"{kind} ({len(plugins.names(kind))})", title_justify="left")
     for column in ("name", "plugin", "summary"):
         table.add_column(column)
-    for entry in registries.entries(kind):
+    for entry in plugins.entries(kind):
         table.add_row(entry.name, entry.plugin.name, entry.summary)
-    if not registries.names(kind):
+    if not plugins.names(kind):
         table.caption = f"no {kind} registered; install a plugin that provides some"
     return table
 
@@ -103,7 +103,7 @@ def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
     options that way (the real datasets); otherwise the constructor's keyword defaults."""
     if callable(getattr(entry.obj, "default_options", None)):
         return dict(entry.obj.default_options())
-    defaults = getattr(entry.obj, "DEFAULTS", None)
+    defaults = entry.obj.all_defaults() if hasattr(entry.obj, "all_defaults") else None
     if defaults is not None:
         config: dict[str, Any] = {"hparams": {**defaults, **spec.learner(entry.name).hparams}}
         if spec.learner(entry.name).backbone:
@@ -120,7 +120,7 @@ def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
     }
 
 
-def _videos_of(registries: Registries, dataset: str, options: dict[str, Any], cache_dir: str | None):
+def _videos_of(plugins: PluginRegistry, dataset: str, options: dict[str, Any], cache_dir: str | None):
     """(videos, frames per video id or None, where they come from) for counting roles without training."""
     from fasbench.data import cache_path, open_cache
     from fasbench.data.canonical import read_canonical
@@ -129,7 +129,7 @@ def _videos_of(registries: Registries, dataset: str, options: dict[str, Any], ca
     if path.exists():
         cache = open_cache(path)
         return cache.records, {r.video_id: r.count for r in cache.records}, "prepared cache"
-    built = registries.build("datasets", {"type": dataset, **options})
+    built = plugins.build("datasets", {"type": dataset, **options})
     if getattr(built, "auto_prepare", False):
         return built.records(), None, "generated"
     listed = built.canonical_list()
@@ -145,14 +145,14 @@ def protocol_roles_table(
     exist, else from the datasets' official lists: what a run would use, shown before any training."""
     from fasbench.data.roles import resolve_protocol
 
-    registries = _registries()
+    plugins = _registries()
     chosen_suite = spec.suite(suite or spec.defaults.get("suite", "real"))
     chosen = spec.convention(convention or spec.defaults.get("data", {}).get("convention", "fasbench"))
     p = spec.protocol(protocol)
     found = {}
     for letter in (*p.sources, p.target):
         domain = chosen_suite.domains[letter]
-        found[letter] = (domain.dataset, *_videos_of(registries, domain.dataset, dict(domain.options), cache_dir))
+        found[letter] = (domain.dataset, *_videos_of(plugins, domain.dataset, dict(domain.options), cache_dir))
     table = Table(title=f"{p.name} on suite {chosen_suite.name}, {chosen.summary}", title_justify="left")
     for column in ("domain", "dataset", "role", "videos", "live", "spoof", "frames", "counted from"):
         table.add_column(column, justify="right" if column in ("videos", "live", "spoof", "frames") else "left")
@@ -186,7 +186,7 @@ def protocol_roles_table(
 
 def run_info(args: argparse.Namespace) -> int:
     console = out()
-    spec = load_spec(args.registry)
+    spec = load_benchmark(args.benchmark)
     name = args.name
     if name in spec.protocols:
         p = spec.protocols[name]
@@ -211,10 +211,10 @@ def run_info(args: argparse.Namespace) -> int:
             else {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()}
         )
         return 0
-    registries = _registries()
-    found = registries.find(name)
+    plugins = _registries()
+    found = plugins.find(name)
     if not found:
-        known = registries.all_names() + list(spec.protocols) + list(spec.suites)
+        known = plugins.all_names() + list(spec.protocols) + list(spec.suites)
         raise UnknownNameError("name", name, known, hint="see `fasbench list`")
     for entry in found:
         obj = entry.obj

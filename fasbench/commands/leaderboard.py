@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from fasbench.benchmark import SELECTIONS, load_benchmark
 from fasbench.console import err, out
 from fasbench.errors import FasbenchError
-from fasbench.spec import SELECTIONS, load_spec
+from fasbench.evaluation import LEVELS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     board.add_argument("--threshold-policy", help="test_eer | source_val | fixed:T (default: registry.yaml)")
     board.add_argument("--selection", choices=SELECTIONS, help="model selection (default: registry.yaml)")
-    board.add_argument("--level", choices=("video", "frame"), help="score level (default: registry.yaml)")
+    board.add_argument("--level", choices=LEVELS, help="score level (default: registry.yaml)")
     board.add_argument("--metric", nargs="+", help="metrics to show (default: registry.yaml leaderboard.metrics)")
     board.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
     board.add_argument("--learners", nargs="+", help="default: every learner with results")
@@ -69,7 +70,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     from fasbench.commands.run import higher_is_better
     from fasbench.results.leaderboard import build_leaderboard
 
-    spec = load_spec(args.registry)
+    spec = load_benchmark(args.benchmark)
     store = _store(args.out)
     suite = _choose(store, "suite", args.suite, None, "--suite")
     default_convention = spec.defaults.get("data", {}).get("convention")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fasbench.console import out, warn_broken
 from fasbench.errors import FasbenchError
+from fasbench.evaluation import LEVELS, REDUCTIONS
 
 SCORE_KINDS = ("probabilities", "logits", "distances")
 
@@ -33,11 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--source-val scores), or fixed:<t> such as fixed:0.5 (default: test_eer)",
     )
     parser.add_argument("--source-val", metavar="PATH", help="held-out source-domain scores file (for source_val)")
-    parser.add_argument("--level", default="video", choices=("video", "frame"), help="score level (default: video)")
+    parser.add_argument("--level", default="video", choices=LEVELS, help="score level (default: video)")
     parser.add_argument(
         "--reduce",
         default="mean",
-        choices=("mean", "median", "max", "min"),
+        choices=REDUCTIONS,
         help="how a video's frame scores make its score (default: mean)",
     )
     parser.add_argument(
@@ -61,10 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_metrics(args: argparse.Namespace) -> int:
     from fasbench.evaluation import evaluate, read_scores
-    from fasbench.registry import get_registries
+    from fasbench.plugins import installed_plugins
 
-    registries = get_registries()
-    warn_broken(registries)
+    plugins = installed_plugins()
+    warn_broken(plugins)
     table, attrs = read_scores(args.scores)
     table = as_probabilities(table, args.scores_are, args.scores)
     source_val = None
@@ -78,14 +79,14 @@ def run_metrics(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         bootstrap=args.bootstrap,
         seed=args.seed,
-        registries=registries,
+        plugins=plugins,
         reduce=args.reduce,
     )
     result["file"] = {"path": args.scores, "layout": attrs.get("layout"), "scores_are": args.scores_are}
     if args.json:
         out().out(json.dumps(result, indent=2, allow_nan=False), highlight=False)
     else:
-        out().print(_metrics_table(result, registries))
+        out().print(_metrics_table(result, plugins))
     return 0
 
 
@@ -112,7 +113,7 @@ def as_probabilities(table: Any, kind: str, path: str) -> Any:
     return table
 
 
-def _metrics_table(result: dict[str, Any], registries: Any) -> Table:
+def _metrics_table(result: dict[str, Any], plugins: Any) -> Table:
     level = result["level"] + (f" ({result['reduce']} of frames)" if result["reduce"] else "")
     table = Table(
         title=f"{result['file']['path']}: {level} level, threshold {result['threshold']:.4g}",
@@ -128,7 +129,7 @@ def _metrics_table(result: dict[str, Any], registries: Any) -> Table:
     if "ci" in result:
         table.add_column(f"95% CI ({result['bootstrap']['resamples']} resamples)", justify="right")
     for name, value in result["metrics"].items():
-        arrow = "↑" if getattr(registries.get("metrics", name).obj, "higher_is_better", True) else "↓"
+        arrow = "↑" if getattr(plugins.get("metrics", name).obj, "higher_is_better", True) else "↓"
         row = [f"{name} {arrow}", f"{100 * value:.2f}"]
         if "ci" in result:
             low, high = result["ci"][name]

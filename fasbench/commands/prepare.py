@@ -87,20 +87,20 @@ def targets(spec: Any, name: str | None, suite: str | None, options: dict[str, A
 def run_prepare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from fasbench.benchmark import load_benchmark
     from fasbench.data import ensure_prepared, read_manifest
     from fasbench.data.canonical import describe
-    from fasbench.registry import get_registries
-    from fasbench.spec import load_spec
+    from fasbench.plugins import installed_plugins
 
     if args.workers < 0:
         raise FasbenchError(f"--workers must be >= 0, got {args.workers}")
     if args.verify:
         return run_verify(args)
-    registries = get_registries()
-    warn_broken(registries)
+    plugins = installed_plugins()
+    warn_broken(plugins)
     if args.name is not None:
-        registries.get("datasets", args.name)  # unknown names fail here, with a suggestion
-    planned = targets(load_spec(args.registry), args.name, args.suite, parse_options(args.option))
+        plugins.get("datasets", args.name)  # unknown names fail here, with a suggestion
+    planned = targets(load_benchmark(args.benchmark), args.name, args.suite, parse_options(args.option))
     if args.root and len({dataset for _, dataset, _ in planned}) > 1:
         raise FasbenchError("--root names one dataset's folder; prepare one dataset at a time with it")
     table = Table(title="prepared frame caches")
@@ -113,7 +113,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                 dataset,
                 options,
                 args.cache_dir,
-                registries=registries,
+                plugins=plugins,
                 root=args.root,
                 progress=not args.no_progress,
                 workers=args.workers,
@@ -149,8 +149,8 @@ def run_verify(args: argparse.Namespace) -> int:
     """``--verify``: every chunk of every chosen cache read and checked; a damaged one is named with the fix."""
     from rich.table import Table
 
+    from fasbench.benchmark import load_benchmark
     from fasbench.data import cache_path, default_cache_dir, open_cache
-    from fasbench.spec import load_spec
 
     if args.name is None and args.suite is None:
         directory = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
@@ -158,7 +158,7 @@ def run_verify(args: argparse.Namespace) -> int:
         if not paths:
             raise FasbenchError(f"no frame cache in {directory} to verify")
     else:
-        planned = targets(load_spec(args.registry), args.name, args.suite, parse_options(args.option))
+        planned = targets(load_benchmark(args.benchmark), args.name, args.suite, parse_options(args.option))
         paths = [cache_path(args.cache_dir, dataset, options) for _, dataset, options in planned]
     table = Table(title="verified frame caches")
     for column in ("cache file", "videos", "frames", "result"):

@@ -8,10 +8,10 @@ from typing import Any
 
 from mmengine.config import DictAction
 
+from fasbench.benchmark import BenchmarkSpec, load_benchmark
 from fasbench.console import err, out, warn_broken
 from fasbench.errors import FasbenchError, UnknownNameError
-from fasbench.registry import get_registries
-from fasbench.spec import BenchmarkSpec, load_spec
+from fasbench.plugins import installed_plugins
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -94,8 +94,8 @@ def resolve_preset(spec: BenchmarkSpec, requested: str | None, device: str) -> s
 def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], protocols: list[str]) -> list[dict]:
     from fasbench.runs.config import resolve_run_config
 
-    registries = get_registries()
-    warn_broken(registries)
+    plugins = installed_plugins()
+    warn_broken(plugins)
     device = resolve_device(args.device)
     preset = resolve_preset(spec, args.preset, device)
     seeds = args.seeds or spec.defaults.get("seeds", [0])
@@ -104,7 +104,7 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
     configs = [
         resolve_run_config(
             spec,
-            registries,
+            plugins,
             learner=learner,
             protocol=protocol,
             suite=args.suite,
@@ -148,10 +148,10 @@ def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[di
     if configs and distributed.init_from_environment(configs[0]["device"]):
         err().print(f"data-parallel: rank {distributed.rank()} of {distributed.world_size()}", highlight=False)
     store = ResultsStore(Path(args.out) / "results.sqlite")
-    registries = get_registries()
+    plugins = installed_plugins()
     opened: dict = {}  # every run's roles are resolved before the first one trains
     progress = not args.no_progress
-    plans = [plan_run(c, registries, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
+    plans = [plan_run(c, plugins, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
     records = []
     for index, plan in enumerate(plans, 1):
         config = plan.config
@@ -161,7 +161,7 @@ def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[di
             highlight=False,
         )
         try:
-            record = execute(plan, args.out, registries, store, progress=progress, restart=args.restart)
+            record = execute(plan, args.out, plugins, store, progress=progress, restart=args.restart)
         except RunLockedError as error:
             if not args.skip_locked:
                 raise
@@ -199,18 +199,18 @@ def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
 
 def higher_is_better(metrics: list[str]) -> dict[str, bool]:
     """Each metric's direction from its plugin (``TPR_at_FPR:1%`` resolves to its family); unknown ones are left out."""
-    registries = get_registries()
+    plugins = installed_plugins()
     directions = {}
     for metric in metrics:
         try:
-            directions[metric] = bool(registries.get("metrics", metric).obj.higher_is_better)
+            directions[metric] = bool(plugins.get("metrics", metric).obj.higher_is_better)
         except UnknownNameError:
             continue
     return directions
 
 
 def run_one(args: argparse.Namespace) -> int:
-    spec = load_spec(args.registry)
+    spec = load_benchmark(args.benchmark)
     configs = _matrix(args, spec, [args.learner], [args.protocol])
     records = _execute_all(args, spec, configs)
     _finish(spec, records)
@@ -237,7 +237,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    spec = load_spec(args.registry)
+    spec = load_benchmark(args.benchmark)
     index, count = parse_shard(args.shard)
     learners = args.learners or list(spec.leaderboard.get("learners", []))
     protocols = args.protocols or list(spec.leaderboard.get("protocols", spec.protocols))

@@ -23,13 +23,12 @@ from fasbench.data.cache import (
 from fasbench.data.loaders import domain_batches, eval_batches, training_loader
 from fasbench.data.prepare import ensure_prepared, prepare_domain
 from fasbench.data.samplers import BalancedSampler
-from fasbench.data.transforms import Augmentation, rgb_to_hsv, to_depth_target, to_network_input
+from fasbench.data.transforms import rgb_to_hsv, to_depth_target, to_network_input
 
 __all__ = [
     "CACHE_ENV",
     "DEFAULT_CROP_SIZE",
     "DEFAULT_DEPTH_SIZE",
-    "Augmentation",
     "BalancedSampler",
     "CachedVideo",
     "DomainCache",

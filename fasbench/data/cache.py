@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xxhash
 
 from fasbench.errors import MissingDataError
 from fasbench.interfaces import LIVE, SPLITS
@@ -62,6 +63,19 @@ def canonical_json(value: Any) -> str:
 def jsonable(value: Any) -> Any:
     """``value`` as plain JSON types (tuples become lists, unknown objects their ``str``), for manifests."""
     return json.loads(canonical_json(value))
+
+
+def frame_checksum(image: np.ndarray, depth: np.ndarray) -> int:
+    """XXH3-64 of one frame's image bytes followed by its depth map's bytes (C order)."""
+    digest = xxhash.xxh3_64(np.ascontiguousarray(image).data)
+    digest.update(np.ascontiguousarray(depth).data)
+    return digest.intdigest()
+
+
+def content_digest(table: Mapping[str, Any], crop_size: int, depth_size: int) -> Any:
+    """The SHA-256 object of a cache's content, fed the video table and sizes; every video's images,
+    depths and frame indices (int64) follow in order (``write_cache`` and ``DomainCache.verify``)."""
+    return hashlib.sha256(canonical_json({"table": dict(table), "crop": crop_size, "depth": depth_size}).encode())
 
 
 def default_cache_dir() -> Path:
@@ -285,8 +299,6 @@ class DomainCache:
 
     def _check_frame(self, row: int, image: np.ndarray, depth: np.ndarray) -> None:
         """Compare a frame's bytes with the digest written with it (first read of the frame in this process)."""
-        from fasbench.data.writer import frame_checksum
-
         if frame_checksum(image, depth) != int(self.checksums[row]):
             video = self.records[int(self.frame_video[row])].video_id
             raise damaged(self.path, f"frame {row} (video {video!r}) does not match the checksum written with it")
@@ -295,8 +307,6 @@ class DomainCache:
     def verify(self) -> None:
         """Read every stored byte (HDF5 checks each chunk's checksum) and recompute the content hash."""
         import h5py
-
-        from fasbench.data.writer import content_digest
 
         table = {
             "video_id": [r.video_id for r in self.records],

@@ -16,11 +16,10 @@ import numpy as np
 
 from fasbench.data.cache import DomainCache
 from fasbench.data.samplers import BalancedSampler
-from fasbench.data.transforms import Augmentation, to_depth_target, to_network_input
+from fasbench.data.transforms import to_depth_target, to_network_input
 from fasbench.errors import MissingDataError
 from fasbench.interfaces import DomainBatch, InputSpec
 
-AUGMENT_STREAM = 0xA06  # keeps augmentation draws apart from the samplers' seeds
 DEFAULT_INPUT = InputSpec()
 
 
@@ -35,31 +34,25 @@ class _Steps:
 
 
 class _TrainSteps:
-    """Map-style dataset: step number -> per domain (images, depths, labels, augmentation)."""
+    """Map-style dataset: step number -> per domain (images, depths, labels)."""
 
     def __init__(
-        self, caches: Sequence[DomainCache], sampler: BalancedSampler, spec: InputSpec, augment_seed: int | None,
-        transform: bool,
-    ) -> None:  # fmt: skip
-        self.caches, self.sampler, self.spec = list(caches), sampler, spec
-        self.augment_seed, self.transform = augment_seed, transform
+        self, caches: Sequence[DomainCache], sampler: BalancedSampler, spec: InputSpec, transform: bool
+    ) -> None:
+        self.caches, self.sampler, self.spec, self.transform = list(caches), sampler, spec, transform
 
     def __getitem__(self, step: int) -> list[tuple[Any, ...]]:
         import torch
 
         out = []
-        for domain, (cache, rows) in enumerate(zip(self.caches, self.sampler.rows(step), strict=True)):
+        for cache, rows in zip(self.caches, self.sampler.rows(step), strict=True):
             images, depths = cache.read(rows)
-            augmentation = None
-            if self.augment_seed is not None:
-                generator = np.random.default_rng([self.augment_seed, AUGMENT_STREAM, step, domain])
-                augmentation = Augmentation.draw(generator, len(rows))
             images, depths = torch.from_numpy(images), torch.from_numpy(depths)
             if self.transform:
-                images = to_network_input(images, self.spec, augmentation)
-                depths = to_depth_target(depths, self.spec.depth_size, augmentation)
+                images = to_network_input(images, self.spec)
+                depths = to_depth_target(depths, self.spec.depth_size)
             labels = torch.from_numpy(cache.labels[rows].astype(np.float32))
-            out.append((images, depths, labels, augmentation))
+            out.append((images, depths, labels))
         return out
 
 
@@ -109,12 +102,11 @@ def training_loader(
     input_spec: InputSpec = DEFAULT_INPUT,
     seed: int = 0,
     workers: int = 0,
-    augment: bool = False,
     transform: bool = True,
     start_step: int = 0,
     pin_memory: bool = False,
 ) -> Any:
-    """The DataLoader behind ``domain_batches``: per step, per domain (images, depths, labels, augmentation).
+    """The DataLoader behind ``domain_batches``: per step, per domain (images, depths, labels).
 
     ``rows`` holds each cache's training frames (``DomainCache.video_rows``); None trains on every frame.
 
@@ -124,7 +116,7 @@ def training_loader(
     if rows is None:
         rows = [cache.video_rows() for cache in caches]
     sampler = BalancedSampler(caches, rows, k, seed)
-    steps = _TrainSteps(caches, sampler, input_spec, seed if augment else None, transform=transform)
+    steps = _TrainSteps(caches, sampler, input_spec, transform=transform)
     return _loader(steps, _Steps(start_step), workers, pin=pin_memory, caches=caches)
 
 
@@ -135,7 +127,6 @@ def domain_batches(
     input_spec: InputSpec = DEFAULT_INPUT,
     seed: int = 0,
     workers: int = 0,
-    augment: bool = False,
     device: Any = "cpu",
     start_step: int = 0,
 ) -> Iterator[list[DomainBatch]]:
@@ -150,15 +141,15 @@ def domain_batches(
 
     on_cpu = _is_cpu(device)
     loader = training_loader(
-        caches, rows, k, input_spec, seed, workers, augment, transform=on_cpu, start_step=start_step,
+        caches, rows, k, input_spec, seed, workers, transform=on_cpu, start_step=start_step,
         pin_memory=not on_cpu and torch.cuda.is_available(),
     )  # fmt: skip
     for step in loader:
         batches = []
-        for domain, (images, depths, labels, augmentation) in enumerate(step):
+        for domain, (images, depths, labels) in enumerate(step):
             if not on_cpu:
-                images = to_network_input(images.to(device, non_blocking=True), input_spec, augmentation)
-                depths = to_depth_target(depths.to(device, non_blocking=True), input_spec.depth_size, augmentation)
+                images = to_network_input(images.to(device, non_blocking=True), input_spec)
+                depths = to_depth_target(depths.to(device, non_blocking=True), input_spec.depth_size)
                 labels = labels.to(device, non_blocking=True)
             batches.append(DomainBatch(images, depths, labels, domain))
         yield batches

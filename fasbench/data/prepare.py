@@ -43,7 +43,7 @@ from fasbench.data.work import WorkDir, exclusive, prepare_video, work_dir_of
 from fasbench.data.writer import VideoFrames, write_cache
 from fasbench.errors import FasbenchError, MissingDataError
 from fasbench.interfaces import Dataset, VideoRecord
-from fasbench.registry import Registries, get_registries
+from fasbench.plugins import PluginRegistry, installed_plugins
 
 log = get_logger("fasbench.data")
 
@@ -339,7 +339,7 @@ def ensure_prepared(
     options: Mapping[str, Any],
     cache_dir: str | Path | None = None,
     *,
-    registries: Registries | None = None,
+    plugins: PluginRegistry | None = None,
     root: str | None = None,
     progress: bool = True,
     workers: int = 0,
@@ -347,7 +347,7 @@ def ensure_prepared(
     compression: str | None = None,
 ) -> Path:
     """The cache path of ``dataset_name`` with ``options``, prepared first if it is missing or stale."""
-    registries = registries or get_registries()
-    dataset = registries.build("datasets", {"type": dataset_name, **options}, root=root)
+    plugins = plugins or installed_plugins()
+    dataset = plugins.build("datasets", {"type": dataset_name, **options}, root=root)
     path = cache_path(cache_dir, dataset_name, options)
     return prepare_domain(dataset, path, workers=workers, progress=progress, force=force, compression=compression)

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fasbench.benchmark import ALL_SPLITS, ConventionSpec
 from fasbench.errors import FasbenchError
 from fasbench.interfaces import LIVE, SPLITS, SPOOF
-from fasbench.spec import ALL_SPLITS, ConventionSpec
 
 ROLES = ("train", "validation", "target")
 

@@ -1,4 +1,5 @@
-"""Turning cached uint8 crops into network input: resize, optional augmentation, RGB or RGB + HSV in [0, 1].
+"""Turning cached uint8 crops into network input: resize, RGB or RGB + HSV in [0, 1] (a learner that augments
+does so on the device, inside its own step, from its own seeded generator).
 
 Everything works on batched uint8 tensors on any device, so the same code runs in DataLoader workers
 (CPU training) or on the GPU after a uint8 transfer (4x less to copy than float). The 6-channel input
@@ -10,14 +11,9 @@ scaled to [0, 1] by ``ToTensor``) stacked after RGB; ``rgb_to_hsv`` reproduces P
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from fasbench.interfaces import InputSpec
-
-JITTER = 0.2  # colour jitter strength: brightness, contrast and saturation factors drawn in [1 - J, 1 + J]
 
 
 def _pil_hue_bytes(red: Any, green: Any, blue: Any) -> Any:
@@ -96,65 +92,18 @@ def resize(images: Any, size: int) -> Any:
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Per-frame augmentation parameters, drawn once on the CPU so that every device applies the same ones."""
-
-    flip: np.ndarray  # bool B: mirror horizontally
-    brightness: np.ndarray  # float B: multiply
-    contrast: np.ndarray  # float B: blend with the frame's mean grey
-    saturation: np.ndarray  # float B: blend with the pixel's grey
-
-    @classmethod
-    def draw(cls, generator: np.random.Generator, count: int, jitter: float = JITTER) -> Augmentation:
-        def factors() -> np.ndarray:
-            return generator.uniform(1 - jitter, 1 + jitter, count).astype(np.float32)
-
-        return cls(generator.random(count) < 0.5, factors(), factors(), factors())
-
-
-def _grey(images: Any) -> Any:
-    """ITU-R 601-2 luma (PIL's "L"), float B x 1 x H x W."""
-    red, green, blue = images.unbind(1)
-    return (red * 0.299 + green * 0.587 + blue * 0.114).unsqueeze(1)
-
-
-def augment(images: Any, augmentation: Augmentation) -> Any:
-    """Apply flips and colour jitter to uint8 B x 3 x H x W; returns uint8."""
-    import torch
-
-    device = images.device
-    flip = torch.as_tensor(augmentation.flip, device=device).view(-1, 1, 1, 1)
-    images = torch.where(flip, images.flip(-1), images)
-
-    def column(values: np.ndarray) -> Any:
-        return torch.as_tensor(values, device=device).view(-1, 1, 1, 1)
-
-    pixels = images.to(torch.float32) * column(augmentation.brightness)
-    mean = _grey(pixels.clamp(0, 255)).mean(dim=(1, 2, 3), keepdim=True)
-    pixels = (pixels.clamp(0, 255) - mean) * column(augmentation.contrast) + mean
-    grey = _grey(pixels.clamp(0, 255))
-    pixels = (pixels.clamp(0, 255) - grey) * column(augmentation.saturation) + grey
-    return pixels.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def to_network_input(images: Any, spec: InputSpec, augmentation: Augmentation | None = None) -> Any:
+def to_network_input(images: Any, spec: InputSpec) -> Any:
     """uint8 B x H x W x 3 (as cached) -> float B x channels x size x size in [0, 1] for ``spec``."""
     import torch
 
     batch = resize(images.permute(0, 3, 1, 2), spec.size)
-    if augmentation is not None:
-        batch = augment(batch, augmentation)
     planes = [batch] if spec.color == "rgb" else [batch, rgb_to_hsv(batch)]
     return torch.cat(planes, dim=1).to(torch.float32).div_(255.0).contiguous()
 
 
-def to_depth_target(depths: Any, size: int, augmentation: Augmentation | None = None) -> Any:
-    """uint8 B x d x d depth maps -> float B x 1 x size x size in [0, 1] (flipped along with their frames)."""
+def to_depth_target(depths: Any, size: int) -> Any:
+    """uint8 B x d x d depth maps -> float B x 1 x size x size in [0, 1]."""
     import torch
 
     maps = resize(depths.unsqueeze(1), size)
-    if augmentation is not None:
-        flip = torch.as_tensor(augmentation.flip, device=maps.device).view(-1, 1, 1, 1)
-        maps = torch.where(flip, maps.flip(-1), maps)
     return maps.to(torch.float32).div_(255.0)

@@ -7,7 +7,6 @@ Nothing time-dependent is stored, so the same content gives a byte-identical fil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -15,10 +14,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import xxhash
 
 from fasbench import atomic
-from fasbench.data.cache import FORMAT, FORMAT_VERSION, canonical_json
+from fasbench.data.cache import FORMAT, FORMAT_VERSION, canonical_json, content_digest, frame_checksum
 from fasbench.errors import FasbenchError
 from fasbench.interfaces import VideoRecord
 
@@ -70,19 +68,6 @@ def _strings(group: Any, name: str, values: Sequence[str]) -> None:
 
 def _numbers(group: Any, name: str, values: np.ndarray) -> None:
     group.create_dataset(name, data=values, **CHECKED)
-
-
-def frame_checksum(image: np.ndarray, depth: np.ndarray) -> int:
-    """XXH3-64 of one frame's image bytes followed by its depth map's bytes (C order)."""
-    digest = xxhash.xxh3_64(np.ascontiguousarray(image).data)
-    digest.update(np.ascontiguousarray(depth).data)
-    return digest.intdigest()
-
-
-def content_digest(table: Mapping[str, Any], crop_size: int, depth_size: int) -> Any:
-    """The SHA-256 object of a cache's content, fed the video table and sizes; every video's images,
-    depths and frame indices (int64) follow in order (``write_cache`` and ``DomainCache.verify``)."""
-    return hashlib.sha256(canonical_json({"table": dict(table), "crop": crop_size, "depth": depth_size}).encode())
 
 
 def write_cache(

@@ -26,10 +26,10 @@ CONFIDENCE_PERCENTILES = (2.5, 97.5)
 BLOCK_ELEMENTS = 2_000_000  # resample weights are made and evaluated this many at a time (bounds memory)
 
 
-def default_metric_names(registries: Any) -> list[str]:
+def default_metric_names(plugins: Any) -> list[str]:
     """Every registered metric; a family (``TPR_at_FPR:``) contributes its class's ``DEFAULT_VARIANTS``."""
     names = []
-    for entry in registries.entries("metrics"):
+    for entry in plugins.entries("metrics"):
         if entry.is_family:
             names += [entry.name + variant for variant in getattr(entry.obj, "DEFAULT_VARIANTS", ())]
         else:
@@ -37,13 +37,13 @@ def default_metric_names(registries: Any) -> list[str]:
     return names
 
 
-def build_metrics(names: Sequence[str], registries: Any) -> dict[str, Metric]:
-    """Metric instances by name, from the registries (unknown names are refused with a suggestion)."""
+def build_metrics(names: Sequence[str], plugins: Any) -> dict[str, Metric]:
+    """Metric instances by name, from the plugins (unknown names are refused with a suggestion)."""
     if not names:
         raise FasbenchError("no metric selected: name at least one (see `fasbench list metrics`)")
     built = {}
     for name in names:
-        metric = registries.build("metrics", {"type": name})
+        metric = plugins.build("metrics", {"type": name})
         if not isinstance(metric, Metric):
             raise FasbenchError(f"metric {name!r} builds a {type(metric).__name__}, not a fasbench.interfaces.Metric")
         built[name] = metric
@@ -59,7 +59,7 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     bootstrap: int = 0,
     seed: int = 0,
-    registries: Any = None,
+    plugins: Any = None,
     reduce: str = "mean",
 ) -> dict[str, Any]:
     """Metrics of ``table`` as a JSON-serialisable dict naming its policy, level, threshold and counts.
@@ -72,11 +72,11 @@ def evaluate(
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise FasbenchError(f"bootstrap must be a whole number of resamples >= 0, got {bootstrap!r}")
     parsed = parse_policy(policy)
-    if registries is None:
-        from fasbench.registry import get_registries
+    if plugins is None:
+        from fasbench.plugins import installed_plugins
 
-        registries = get_registries()
-    built = build_metrics(list(metrics) if metrics is not None else default_metric_names(registries), registries)
+        plugins = installed_plugins()
+    built = build_metrics(list(metrics) if metrics is not None else default_metric_names(plugins), plugins)
     rows = table.by_video(reduce) if level == "video" else table
     sample = ScoreSample(rows.score, rows.label, rows.attack_type)
     threshold = _threshold(parsed, sample, source_val, level, reduce)

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from fasbench.errors import FasbenchError
-from fasbench.evaluation.table import LIVE_ATTACK_TYPE, SPOOF_ATTACK_TYPE, binary_labels
+from fasbench.evaluation.table import LIVE_ATTACK_TYPE, checked_scores
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,7 @@ class RankedScores:
     """
 
     def __init__(self, score: np.ndarray, label: np.ndarray, attack_type: np.ndarray | None = None) -> None:
-        score = np.asarray(score, dtype=np.float64)
-        label = binary_labels(label)
-        if score.ndim != 1 or score.shape != label.shape:
-            raise FasbenchError(
-                f"scores and labels must be one-dimensional and of equal length, got shapes {score.shape} "
-                f"and {label.shape}"
-            )
-        if len(score) == 0:
-            raise FasbenchError("no scores given: there is nothing to evaluate")
-        if not np.isfinite(score).all():
-            raise FasbenchError(
-                f"{int((~np.isfinite(score)).sum())} scores are NaN or infinite: "
-                "fix the scoring before computing metrics"
-            )
-        if attack_type is None:
-            attack_type = np.where(label == 1, LIVE_ATTACK_TYPE, SPOOF_ATTACK_TYPE)
-        attack_type = np.asarray(attack_type).astype(str)
-        if attack_type.shape != label.shape:
-            raise FasbenchError(f"attack types have shape {attack_type.shape}, labels {label.shape}: one per score")
-        self.score, self.label, self.attack_type = score, label, attack_type
+        self.score, self.label, self.attack_type = checked_scores(score, label, attack_type)
 
     @cached_property
     def groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -39,14 +39,12 @@ class ScoreTable:
             raise FasbenchError(
                 f"score table columns differ in length ({listed}): every column needs one value per row"
             )
-        if lengths["score"] == 0:
-            raise FasbenchError("the score table is empty: no frame was scored, so there is nothing to evaluate")
-        object.__setattr__(self, "score", _finite_scores(columns["score"]))
-        object.__setattr__(self, "label", binary_labels(columns["label"]))
+        score, label, attack_type = checked_scores(columns["score"], columns["label"], columns["attack_type"])
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "label", label)
         object.__setattr__(self, "video_id", columns["video_id"].astype(str))
         object.__setattr__(self, "frame_index", _integers("frame_index", columns["frame_index"]))
-        object.__setattr__(self, "attack_type", columns["attack_type"].astype(str))
-        _check_attack_types(self.label, self.attack_type)
+        object.__setattr__(self, "attack_type", attack_type)
 
     @classmethod
     def from_labels(cls, score: Any, label: Any) -> ScoreTable:
@@ -130,6 +128,25 @@ def _one_dimensional(name: str, values: Any) -> np.ndarray:
     if array.ndim != 1:
         raise FasbenchError(f"score table column {name!r} must be one-dimensional, got shape {array.shape}")
     return array
+
+
+def checked_scores(score: Any, label: Any, attack_type: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one validator of scored rows (``ScoreTable`` and ``ScoreSample`` both use it): one-dimensional
+    columns of equal, non-zero length; finite real scores; 0/1 labels; attack types that agree with them
+    ('live' for label 1 only; 'spoof' for every spoof when none are given)."""
+    score, label = _one_dimensional("score", score), _one_dimensional("label", label)
+    if attack_type is None:
+        attack_type = np.where(binary_labels(label) == 1, LIVE_ATTACK_TYPE, SPOOF_ATTACK_TYPE)
+    attack_type = _one_dimensional("attack_type", attack_type).astype(str)
+    lengths = {"score": len(score), "label": len(label), "attack_type": len(attack_type)}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{name} {length}" for name, length in lengths.items())
+        raise FasbenchError(f"score columns differ in length ({listed}): every column needs one value per row")
+    if len(score) == 0:
+        raise FasbenchError("no frame was scored: there is nothing to evaluate")
+    label = binary_labels(label)
+    _check_attack_types(label, attack_type)
+    return _finite_scores(score), label, attack_type
 
 
 def _finite_scores(score: np.ndarray) -> np.ndarray:

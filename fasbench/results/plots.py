@@ -1,4 +1,10 @@
-"""Plots from the recorded scores: ROC curves per protocol (learners overlaid) and score histograms."""
+"""Plots from the recorded scores, with the table's numbers: ROC curves per protocol and score histograms.
+
+Every curve is computed with fasbench's own ROC (``fasbench.evaluation``) at the table's score level (video
+or frame), per run: a learner's curve is the mean TPR over its seeds on a common FPR grid with a band of
+one standard deviation, and its legend gives the mean ± std AUC over seeds, the numbers of the table's
+AUC column.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,33 @@ from pathlib import Path
 
 import numpy as np
 
+from fasbench.evaluation import ScoreSample, roc_auc
 from fasbench.results.store import ResultRow
 from fasbench.runs.scoring import scores_path
 
+FPR_GRID = np.linspace(0.0, 1.0, 201)
 
-def _pooled_scores(rows: Sequence[ResultRow]) -> tuple[np.ndarray, np.ndarray]:
-    """Frame scores and labels of the rows' runs (seeds pooled), from each run's selected target scores."""
+
+def _sample(row: ResultRow) -> ScoreSample:
+    """The scored target of one run at the row's level (video level: the mean of each video's frames)."""
     from fasbench.evaluation import read_scores
 
-    scores, labels = [], []
-    for row in {(r.run_dir, r.selection): r for r in rows}.values():
-        table, _ = read_scores(scores_path(Path(row.run_dir), row.selection, "target"))
-        scores.append(table.score)
-        labels.append(table.label)
-    return np.concatenate(scores), np.concatenate(labels)
+    table, _ = read_scores(scores_path(Path(row.run_dir), row.selection, "target"))
+    rows = table.by_video() if row.level == "video" else table
+    return ScoreSample(rows.score, rows.label, rows.attack_type)
+
+
+def mean_roc(samples: Sequence[ScoreSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean TPR, its std, AUC per sample) over ``FPR_GRID``; each TPR the highest at or under that FPR's
+    interpolation on the sample's exact ROC (the curve fasbench's AUC and TPR@FPR are computed from)."""
+    curves = []
+    aucs = []
+    for sample in samples:
+        roc = sample.curves
+        curves.append(np.interp(FPR_GRID, roc.fpr[0], roc.tpr[0]))
+        aucs.append(float(roc_auc(roc)[0]))
+    stacked = np.vstack(curves)
+    return stacked.mean(axis=0), stacked.std(axis=0), np.asarray(aucs)
 
 
 def write_plots(rows: Sequence[ResultRow], protocols: Sequence[str], learners: Sequence[str], out: Path) -> list[Path]:
@@ -29,32 +48,28 @@ def write_plots(rows: Sequence[ResultRow], protocols: Sequence[str], learners: S
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for protocol in protocols:
         figure, axes = plt.subplots(figsize=(4.5, 4.5))
+        level = ""
         for learner in learners:
             chosen = [r for r in rows if r.protocol == protocol and r.learner == learner]
             if not chosen:
                 continue
-            scores, labels = _pooled_scores(chosen)
-            fpr, tpr, _ = roc_curve(labels, scores)
-            axes.plot(fpr, tpr, label=f"{learner} (AUC {100 * roc_auc_score(labels, scores):.1f})")
-            hist_figure, hist_axes = plt.subplots(figsize=(5, 3))
-            bins = np.linspace(0, 1, 41)
-            hist_axes.hist(scores[labels == 1], bins=bins, alpha=0.6, label="live", density=True)
-            hist_axes.hist(scores[labels == 0], bins=bins, alpha=0.6, label="spoof", density=True)
-            hist_axes.set(xlabel="P(live)", ylabel="density", title=f"{learner} on {protocol.replace('_', '→')}")
-            hist_axes.legend()
-            path = out / f"hist_{protocol}_{learner}.png"
-            hist_figure.tight_layout()
-            hist_figure.savefig(path, dpi=120)
-            plt.close(hist_figure)
+            level = chosen[0].level
+            samples = [_sample(row) for row in {r.run_dir: r for r in chosen}.values()]
+            tpr, spread, aucs = mean_roc(samples)
+            spread_text = f" ± {100 * aucs.std(ddof=1):.1f}" if len(aucs) > 1 else ""
+            (line,) = axes.plot(FPR_GRID, tpr, label=f"{learner} (AUC {100 * aucs.mean():.1f}{spread_text})")
+            if len(samples) > 1:
+                axes.fill_between(FPR_GRID, tpr - spread, tpr + spread, color=line.get_color(), alpha=0.15)
+            path = _histogram(plt, samples, learner, protocol, level, out)
             written.append(path)
         axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        axes.set(xlabel="false live rate (FPR)", ylabel="true live rate (TPR)", title=protocol.replace("_", "→"))
+        title = f"{protocol.replace('_', '→')}, {level} level, mean over seeds"
+        axes.set(xlabel="false live rate (FPR)", ylabel="true live rate (TPR)", title=title)
         axes.legend(loc="lower right", fontsize=8)
         path = out / f"roc_{protocol}.png"
         figure.tight_layout()
@@ -62,3 +77,20 @@ def write_plots(rows: Sequence[ResultRow], protocols: Sequence[str], learners: S
         plt.close(figure)
         written.append(path)
     return written
+
+
+def _histogram(plt, samples: Sequence[ScoreSample], learner: str, protocol: str, level: str, out: Path) -> Path:  # noqa: ANN001
+    scores = np.concatenate([s.score for s in samples])
+    labels = np.concatenate([s.label for s in samples])
+    figure, axes = plt.subplots(figsize=(5, 3))
+    bins = np.linspace(0, 1, 41)
+    axes.hist(scores[labels == 1], bins=bins, alpha=0.6, label="live", density=True)
+    axes.hist(scores[labels == 0], bins=bins, alpha=0.6, label="spoof", density=True)
+    title = f"{learner} on {protocol.replace('_', '→')} ({level} level, {len(samples)} seeds pooled)"
+    axes.set(xlabel="P(live)", ylabel="density", title=title)
+    axes.legend()
+    path = out / f"hist_{protocol}_{learner}.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -15,10 +15,11 @@ from typing import Any
 
 from mmengine.config import Config
 
+from fasbench.benchmark import CONVENTION_TUNABLES, BenchmarkSpec, check_tunables
 from fasbench.errors import FasbenchError
-from fasbench.registry import Registries
+from fasbench.interfaces import Learner
+from fasbench.plugins import PluginRegistry
 from fasbench.runs.schema import check_run_config
-from fasbench.spec import CONVENTION_TUNABLES, SELECTIONS, BenchmarkSpec, check_tunables
 
 DEFAULT_BACKBONE = {"type": "rfmeta_cnn"}
 DEFAULT_DATA = {"convention": "fasbench", "workers": 0, "eval_batch_size": 128}
@@ -38,7 +39,7 @@ def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
 
 def resolve_run_config(
     spec: BenchmarkSpec,
-    registries: Registries,
+    plugins: PluginRegistry,
     *,
     learner: str,
     protocol: str,
@@ -50,7 +51,9 @@ def resolve_run_config(
     cfg_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The resolved, JSON-serialisable config of one run (see the module docstring for the layers)."""
-    learner_class = registries.get("learners", learner).obj
+    learner_class = plugins.get("learners", learner).obj
+    if not (isinstance(learner_class, type) and issubclass(learner_class, Learner)):
+        raise FasbenchError(f"learner {learner!r} is registered as {learner_class!r}, not a fasbench Learner")
     protocol_spec = spec.protocol(protocol)
     suite_spec = spec.suite(suite or spec.defaults.get("suite", "real"))
     defaults = spec.defaults
@@ -74,7 +77,7 @@ def resolve_run_config(
         "checkpoint_every": int(defaults.get("checkpoint_every", 100)),
         "log_every": int(defaults.get("log_every", 10)),
         "backbone": _merge(DEFAULT_BACKBONE, learner_spec.backbone),
-        "hparams": _merge(getattr(learner_class, "DEFAULTS", {}), learner_spec.hparams),
+        "hparams": _merge(learner_class.all_defaults(), learner_spec.hparams),
         "data": _merge(DEFAULT_DATA, defaults.get("data", {})),
     }
     if preset is not None:
@@ -87,7 +90,7 @@ def resolve_run_config(
         merged.merge_from_dict(dict(cfg_options))
         config = merged.to_dict()
     config["data"] = resolve_data(spec, config["data"])
-    _check(config, registries, learner_class)
+    _check(config, plugins, learner_class)
     return json.loads(json.dumps(config))  # plain JSON types only (tuples -> lists)
 
 
@@ -107,8 +110,8 @@ def resolve_data(spec: BenchmarkSpec, data: Mapping[str, Any]) -> dict[str, Any]
     return {**data, **rules, **tunables}
 
 
-def _check(config: Mapping[str, Any], registries: Registries, learner_class: type) -> None:
-    check_run_config(config, registries, getattr(learner_class, "DEFAULTS", {}))
+def _check(config: Mapping[str, Any], plugins: PluginRegistry, learner_class: type) -> None:
+    check_run_config(config, plugins, learner_class.all_defaults())
     if config["device"] not in ("cpu", "cuda"):
         raise FasbenchError(f"device must be 'cpu' or 'cuda' once resolved, got {config['device']!r}")
 
@@ -131,9 +134,3 @@ def run_dir(out: str | Path, config: Mapping[str, Any]) -> Path:
     """``OUT/<learner>/<protocol>-<suite>/seed<seed>-<run id>``: readable, and unique per spec."""
     name = f"seed{config['seed']}-{run_id(config)}"
     return Path(out) / config["learner"] / f"{config['protocol']}-{config['suite']}" / name
-
-
-def check_selection(selection: str) -> str:
-    if selection not in SELECTIONS:
-        raise FasbenchError(f"model selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    return selection

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import fasbench
-from fasbench.registry import Registries
+from fasbench.plugins import PluginRegistry
 
 
 def git_revision(path: Path | None = None) -> dict[str, Any] | None:
@@ -32,7 +32,7 @@ def git_revision(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def describe_environment(device: str, registries: Registries) -> dict[str, Any]:
+def describe_environment(device: str, plugins: PluginRegistry) -> dict[str, Any]:
     """Versions of everything that can change a number, and the device's name."""
     import h5py
     import numpy
@@ -48,7 +48,7 @@ def describe_environment(device: str, registries: Registries) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "timm": timm.__version__,
         "h5py": h5py.__version__,
-        "plugins": registries.versions(),
+        "plugins": plugins.versions(),
         "device": device,
         "threads": torch.get_num_threads(),
     }

@@ -21,21 +21,20 @@ from fasbench import atomic, distributed
 from fasbench.console import err, get_logger
 from fasbench.data.roles import ProtocolRoles
 from fasbench.errors import FasbenchError, TrainingError
-from fasbench.registry import Registries
+from fasbench.evaluation import LEVELS, POLICY_NAMES
+from fasbench.plugins import PluginRegistry
 from fasbench.results.store import ResultsStore, rows_from_record
 from fasbench.runs import files, scoring
 from fasbench.runs.config import run_dir, run_id
 from fasbench.runs.environment import describe_environment
 from fasbench.runs.interaction import ProgressBar, interrupt_at_step_boundary
-from fasbench.runs.plan import PlannedRun, plan_run
+from fasbench.runs.plan import PlannedRun, build_learner, plan_run
 from fasbench.training import non_finite_tensors
 
-POLICIES = ("test_eer", "source_val", "fixed:0.5")
 DIVERGED_FIX = (
     "it is marked failed and nothing of it is recorded, the last finite checkpoint is kept. Lower the learning "
     "rate (--cfg-options hparams.lr=...) or disable mixed precision (hparams.amp=none): that is a new run"
 )
-LEVELS = ("video", "frame")
 log = get_logger("fasbench.run")
 # Per-step losses and periodic evaluations go to the run's log.txt only (the terminal has the progress bar).
 step_log = logging.getLogger("fasbench.run.steps")
@@ -50,7 +49,7 @@ class Run:
         self,
         config: Mapping[str, Any],
         out: str | Path,
-        registries: Registries,
+        plugins: PluginRegistry,
         caches: Mapping[str, Any],
         roles: ProtocolRoles,
         *,
@@ -60,14 +59,14 @@ class Run:
         self.step: int | None = None  # the learner's step while training (for failure records)
         self.id = run_id(config)
         self.dir = run_dir(out, config)
-        self.registries = registries
+        self.plugins = plugins
         self.caches = caches
         self.roles = roles
         self.progress = progress
         data = self.config["data"]
         self.has_validation = data["validation"] != "none"
         self.selections = ["last", *scoring.available_rules(self.has_validation)]
-        self.policies = [p for p in POLICIES if self.has_validation or p != "source_val"]
+        self.policies = [p for p in POLICY_NAMES if self.has_validation or p != "source_val"]
         eval_frames = data["eval_frames_per_video"]
         self.target_rows = caches[config["target"]].video_rows(roles.target.target, eval_frames)
         self.validation_rows = {
@@ -170,15 +169,9 @@ class Run:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise FasbenchError("--device cuda was asked for but no CUDA device is available; use --device cpu")
         if distributed.is_main():
-            environment = describe_environment(device.type, self.registries)
+            environment = describe_environment(device.type, self.plugins)
             atomic.write_json(self.dir / "environment.json", {**environment, "world_size": distributed.world_size()})
-        learner = self.registries.build(
-            "learners",
-            {"type": config["learner"], "backbone": config["backbone"], "hparams": config["hparams"]},
-            num_domains=len(config["sources"]),
-            device=device,
-            seed=config["seed"],
-        )
+        learner = build_learner(config, self.plugins, device)
         checkpoint_file = self.dir / files.CHECKPOINT
         checkpoint = files.load_checkpoint(checkpoint_file)
         trackers: dict[str, Any] = {rule: None for rule in self.selections[1:]}
@@ -218,14 +211,13 @@ class Run:
         stream = domain_batches(
             [self.caches[letter] for letter in config["sources"]],
             self.train_rows,
-            k=int(config["hparams"].get("batch_per_class", 10)),
+            k=learner.batch_per_class,
             input_spec=learner.input_spec,
             seed=config["seed"],
             workers=int(config["data"]["workers"]),
             device=config["device"],
             start_step=learner.step,
         )
-        learner.budget = budget
         main = distributed.is_main()
         writer = SummaryWriter(str(self.dir / "tensorboard"), purge_step=learner.step or None) if main else None
         bar = ProgressBar(self.progress and main, budget, learner.step, self.dir.name)
@@ -233,10 +225,10 @@ class Run:
         self.step = learner.step
         try:
             with interrupt_at_step_boundary() as interrupt:
-                while learner.step < budget:
-                    logs = learner.update(distributed.shard_batches(next(stream)))
-                    learner.step += 1
-                    step = self.step = learner.step
+
+                def after_step(step: int, logs: Mapping[str, Any]) -> None:
+                    """What the runner does between steps: log, evaluate, checkpoint, honour Ctrl-C."""
+                    self.step = step
                     if step % config["log_every"] == 0 or step == budget:
                         self._log_step(learner, step, logs, writer, bar)
                     if main and (step % config["eval_every"] == 0 or step == budget):
@@ -250,6 +242,9 @@ class Run:
                     if interrupt.requested:
                         err().print(f"[yellow]interrupted at step {step}; rerun the same command to resume[/]")
                         raise KeyboardInterrupt
+
+                shards = (distributed.shard_batches(batches) for batches in stream)
+                learner.fit(shards, budget, callbacks=[after_step])  # the one training loop (interfaces.Learner)
         finally:
             bar.close()
             if writer is not None:
@@ -387,7 +382,7 @@ def _average_gradients_before_steps(learner: Any) -> None:
 def execute(
     run: PlannedRun | Mapping[str, Any],
     out: str | Path,
-    registries: Registries,
+    plugins: PluginRegistry,
     store: ResultsStore | None,
     *,
     cache_dir: str | None = None,
@@ -398,5 +393,5 @@ def execute(
 
     ``restart`` discards whatever the run directory holds (checkpoint, result) and trains from step 0."""
     if not isinstance(run, PlannedRun):
-        run = plan_run(run, registries, cache_dir=cache_dir, progress=progress)
-    return Run(run.config, out, registries, run.caches, run.roles, progress=progress).execute(store, restart=restart)
+        run = plan_run(run, plugins, cache_dir=cache_dir, progress=progress)
+    return Run(run.config, out, plugins, run.caches, run.roles, progress=progress).execute(store, restart=restart)

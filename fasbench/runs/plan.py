@@ -12,11 +12,16 @@ from typing import Any
 
 from fasbench import distributed
 from fasbench.data.roles import ProtocolRoles, resolve_run_roles
-from fasbench.registry import Registries
+from fasbench.errors import FasbenchError
+from fasbench.plugins import PluginRegistry
 
 
 def open_domains(
-    config: Mapping[str, Any], registries: Registries, cache_dir: str | None, progress: bool, opened: dict | None = None
+    config: Mapping[str, Any],
+    plugins: PluginRegistry,
+    cache_dir: str | None,
+    progress: bool,
+    opened: dict | None = None,
 ) -> dict:
     """The frame cache of every domain the run uses; generated datasets are prepared on demand.
 
@@ -26,13 +31,11 @@ def open_domains(
     opened = {} if opened is None else opened
     caches = {}
     for letter, domain in config["domains"].items():
-        dataset_class = registries.get("datasets", domain["dataset"]).obj
+        dataset_class = plugins.get("datasets", domain["dataset"]).obj
         path = cache_path(cache_dir, domain["dataset"], domain["options"])
         if path not in opened:
             if getattr(dataset_class, "auto_prepare", False):
-                ensure_prepared(
-                    domain["dataset"], domain["options"], cache_dir, registries=registries, progress=progress
-                )
+                ensure_prepared(domain["dataset"], domain["options"], cache_dir, plugins=plugins, progress=progress)
             opened[path] = open_cache(path)
         caches[letter] = opened[path]
     return caches
@@ -49,7 +52,7 @@ class PlannedRun:
 
 def plan_run(
     config: Mapping[str, Any],
-    registries: Registries,
+    plugins: PluginRegistry,
     *,
     cache_dir: str | None = None,
     progress: bool = True,
@@ -57,9 +60,29 @@ def plan_run(
 ) -> PlannedRun:
     """Open the run's domains and resolve every role: a role left empty stops here, before any training."""
     if distributed.is_main():
-        caches = open_domains(config, registries, cache_dir, progress, opened)
+        caches = open_domains(config, plugins, cache_dir, progress, opened)
     distributed.barrier()
     if not distributed.is_main():
-        caches = open_domains(config, registries, cache_dir, False, opened)
+        caches = open_domains(config, plugins, cache_dir, False, opened)
     roles = resolve_run_roles(config, caches)
     return PlannedRun({**config, "data": {**config["data"], "videos_sha256": roles.sha256}}, caches, roles)
+
+
+def build_learner(config: Mapping[str, Any], plugins: PluginRegistry, device: Any = None) -> Any:
+    """The learner of a resolved run config, built exactly as the runner builds it (``fasbench.testing``
+    checks learners through this very call)."""
+    from fasbench.interfaces import Learner
+
+    learner = plugins.build(
+        "learners",
+        {"type": config["learner"], "backbone": config["backbone"], "hparams": config["hparams"]},
+        num_domains=len(config["sources"]),
+        device=device if device is not None else config["device"],
+        seed=config["seed"],
+        plugins=plugins,
+    )
+    if not isinstance(learner, Learner):
+        raise FasbenchError(
+            f"learner {config['learner']!r} builds a {type(learner).__name__}, not a fasbench.interfaces.Learner"
+        )
+    return learner

@@ -7,12 +7,11 @@ did-you-mean instead of being saved into ``config.json`` and silently ignored.
 from __future__ import annotations
 
 import difflib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from fasbench.errors import FasbenchError
-from fasbench.registry import Registries
+from fasbench.plugins import PluginRegistry, option_names
 
 _INT, _NUMBER, _TEXT = "an integer", "a number", "a string"
 TOP: dict[str, tuple[str, ...]] = {
@@ -99,19 +98,7 @@ def check_hparams(learner: str, hparams: Mapping[str, Any], defaults: Mapping[st
             raise FasbenchError(f"hparams.{key} of learner {learner!r} must be {' or '.join(kinds)}, got {value!r}")
 
 
-def backbone_options(registries: Registries, name: str) -> list[str] | None:
-    """The option names a backbone takes (its constructor's keyword parameters), None when it takes any."""
-    entry = registries.get("backbones", name)
-    try:
-        parameters = inspect.signature(entry.obj).parameters
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return None
-    return [p for p in parameters if p not in ("self", "variant")]
-
-
-def check_run_config(config: Mapping[str, Any], registries: Registries, learner_defaults: Mapping[str, Any]) -> None:
+def check_run_config(config: Mapping[str, Any], plugins: PluginRegistry, learner_defaults: Mapping[str, Any]) -> None:
     """Refuse an unknown key or a value of the wrong type anywhere in a resolved run config."""
     _check_keys(config, TOP, "")
     for key in ("budget", "eval_every", "checkpoint_every", "log_every"):
@@ -124,8 +111,9 @@ def check_run_config(config: Mapping[str, Any], registries: Registries, learner_
     backbone = config["backbone"]
     if not isinstance(backbone.get("type"), str):
         raise FasbenchError(f"backbone.type must name a backbone (see `fasbench list backbones`), got {backbone}")
-    known = backbone_options(registries, backbone["type"])
+    known = option_names(plugins.get("backbones", backbone["type"]).obj)
     if known is not None:
+        known = [name for name in known if name != "variant"]
         for key in backbone:
             if key != "type" and key not in known:
                 raise _unknown("backbone.", key, [*known, "type"])

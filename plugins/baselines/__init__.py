@@ -1,6 +1,6 @@
 """Baseline learners on the RF-Meta networks: ``binary_cnn``, ``auxiliary``, ``mldg``, ``reptile``, ``metareg``.
 
-Each is one module; they share ``fasbench_plugins.networks.learner.NetworkLearner`` with ``rfmeta``
+Each is one module; they share ``fasbench.learners.NetworkLearner`` with ``rfmeta``
 (networks, checks, scoring, checkpoints) and the algorithm cores in ``meta_steps``. Paper defaults and
 their sources: each module's docstring and registry.yaml ``learners``.
 """
@@ -18,7 +18,7 @@ from fasbench_plugins.baselines.reptile import Reptile
 from fasbench import hookimpl
 
 if TYPE_CHECKING:
-    from fasbench.registry import Registrar
+    from fasbench.plugins import Registrar
 
 LEARNERS = (BinaryCNN, Auxiliary, MLDG, Reptile, MetaReg)
 __all__ = ["LEARNERS", "MLDG", "Auxiliary", "BinaryCNN", "MetaReg", "Reptile"]

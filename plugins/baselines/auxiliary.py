@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch.nn.functional as F
-from fasbench_plugins.networks.learner import (
+
+from fasbench.interfaces import DomainBatch
+from fasbench.learners import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
@@ -25,9 +27,7 @@ from fasbench_plugins.networks.learner import (
     bce,
     pool,
 )
-
-from fasbench.interfaces import DomainBatch
-from fasbench.training import require_number
+from fasbench.options import require_number
 
 
 class Auxiliary(NetworkLearner):

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fasbench_plugins.networks.learner import (
+from fasbench.interfaces import DomainBatch
+from fasbench.learners import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
@@ -20,8 +21,6 @@ from fasbench_plugins.networks.learner import (
     bce,
     pool,
 )
-
-from fasbench.interfaces import DomainBatch
 
 
 class BinaryCNN(NetworkLearner):

@@ -38,19 +38,20 @@ from typing import Any
 
 import torch
 from fasbench_plugins.baselines.meta_steps import LossOfParams, metareg_meta_loss, weighted_l1
-from fasbench_plugins.networks import ClassifierHead
-from fasbench_plugins.networks.learner import (
+from torch import nn
+
+from fasbench.interfaces import DomainBatch
+from fasbench.learners import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
+    ClassifierHead,
     NetworkLearner,
     bce,
     pool,
 )
-from torch import nn
-
-from fasbench.interfaces import DomainBatch
-from fasbench.training import build_optimizer, functional_forward, named_parameters, require_number
+from fasbench.options import require_number
+from fasbench.training import build_optimizer, functional_forward, named_parameters
 
 
 class WeightedL1(nn.Module):

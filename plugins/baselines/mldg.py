@@ -29,7 +29,10 @@ from typing import Any
 
 import torch
 from fasbench_plugins.baselines.meta_steps import LossOfParams, mldg_objective
-from fasbench_plugins.networks.learner import (
+
+from fasbench.errors import FasbenchError
+from fasbench.interfaces import DomainBatch
+from fasbench.learners import (
     COMMON_DEFAULTS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_SEARCH_SPACE,
@@ -37,10 +40,8 @@ from fasbench_plugins.networks.learner import (
     bce,
     pool,
 )
-
-from fasbench.errors import FasbenchError
-from fasbench.interfaces import DomainBatch
-from fasbench.training import functional_forward, named_parameters, require_flag, require_number
+from fasbench.options import require_flag, require_number
+from fasbench.training import functional_forward, named_parameters
 
 
 class MLDG(NetworkLearner):

@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 from fasbench_plugins.baselines.meta_steps import reptile_outer_gradient
-from fasbench_plugins.networks.learner import COMMON_DEFAULTS, NetworkLearner, bce
 
 from fasbench.interfaces import DomainBatch
-from fasbench.training import build_optimizer, require_flag, require_number
+from fasbench.learners import COMMON_DEFAULTS, NetworkLearner, bce
+from fasbench.options import require_flag, require_number
+from fasbench.training import build_optimizer
 
 
 class Reptile(NetworkLearner):

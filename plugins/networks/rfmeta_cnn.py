@@ -15,17 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from fasbench_plugins.networks.common import (
-    BackboneModule,
-    check_width,
-    conv_bn_relu,
-    input_spec_for,
-    reference_init_,
-    scaled,
-)
 from torch import nn
 
 from fasbench.interfaces import BackboneOutput
+from fasbench.learners import BackboneModule, check_width, conv_bn_relu, input_spec_for, reference_init_, scaled
 
 STEM_CHANNELS = 64
 BLOCK_CHANNELS = (128, 196, 128)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from fasbench_plugins.networks.common import BackboneModule, input_spec_for
 
 from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.interfaces import BackboneOutput
+from fasbench.learners import BackboneModule, input_spec_for
 
 DEPTH_STAGES = 3
 MINIMUM_INPUT = 32

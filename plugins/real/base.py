@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 import numpy as np
 from fasbench_plugins.real.depth import DepthLabeller, make_depth_labeller
 from fasbench_plugins.real.faces import FaceFinder, FaceGeometry, crop_face, make_face_finder, read_box_file
-from fasbench_plugins.real.options import COMMON_OPTIONS, Option, resolve_options
+from fasbench_plugins.real.options import COMMON_OPTIONS, resolve_dataset_options
 from fasbench_plugins.real.video import decode_frames
 
 from fasbench.console import get_logger
 from fasbench.errors import FasbenchError, MissingDataError, SkipVideo
 from fasbench.interfaces import LIVE, Dataset, Frame, VideoRecord
+from fasbench.options import Option
 from fasbench.userconfig import load_user_config
 
 # Bump when the preparation itself changes (sampling, cropping, depth), so old caches are rebuilt.
@@ -48,7 +49,7 @@ class VideoDataset(Dataset):
 
     @classmethod
     def _resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
-        return resolve_options(cls.name, {**COMMON_OPTIONS, **cls.EXTRA_OPTIONS}, given)
+        return resolve_dataset_options(cls.name, {**COMMON_OPTIONS, **cls.EXTRA_OPTIONS}, given)
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:

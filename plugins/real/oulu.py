@@ -34,10 +34,10 @@ from pathlib import Path
 from fasbench_plugins.real.base import VideoDataset, warn_unrecognised
 from fasbench_plugins.real.faces import FaceGeometry, read_eye_file
 from fasbench_plugins.real.loading import read_text_lines
-from fasbench_plugins.real.options import Option
 
 from fasbench.errors import FasbenchError
 from fasbench.interfaces import LIVE, SPOOF, VideoRecord
+from fasbench.options import Option
 
 FOLDERS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
 LIST_NAMES = {"train": "Train", "dev": "Dev", "test": "Test"}

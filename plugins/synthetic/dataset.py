@@ -9,43 +9,28 @@ from fasbench_plugins.synthetic.domains import DOMAINS, DomainProfile
 from fasbench_plugins.synthetic.face import draw_subject
 from fasbench_plugins.synthetic.video import VideoSetup, render_video, rng
 
-from fasbench.errors import FasbenchError
 from fasbench.interfaces import LIVE, SPOOF, Dataset, Frame, VideoRecord
+from fasbench.options import Option, resolve_options
 
 GENERATOR_VERSION = 1  # bump whenever the rendered content changes, so old caches are rebuilt
 KINDS = ("live", "print", "replay")
 SPLIT_FRACTIONS = (0.5, 0.2)  # train, dev; the rest of the subjects is test
-OPTIONS: dict[str, tuple[type, Any, int]] = {
-    # name: (type, default, minimum)
-    "seed": (int, 0, 0),
-    "subjects": (int, 40, 3),
-    "videos_per_type": (int, 2, 1),
-    "frames_per_video": (int, 3, 1),
-    "crop_size": (int, 128, 32),
-    "depth_size": (int, 32, 4),
+OPTIONS: dict[str, Option] = {
+    "domain": Option(str, "O", "which domain: O, C, I or M", choices=tuple(DOMAINS)),
+    "seed": Option(int, 0, "everything is drawn from it", minimum=0),
+    "subjects": Option(int, 40, "subjects per domain", minimum=3),
+    "videos_per_type": Option(int, 2, "videos per subject and kind (live, print, replay)", minimum=1),
+    "frames_per_video": Option(int, 3, "frames per video", minimum=1),
+    "crop_size": Option(int, 128, "side of the rendered crop", minimum=32),
+    "depth_size": Option(int, 32, "side of the depth map", minimum=4),
 }
 
 
 def _resolve(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(OPTIONS) - {"domain"})
-    if unknown:
-        known = ", ".join(["domain", *OPTIONS])
-        raise FasbenchError(f"dataset 'synthetic' has no option {', '.join(map(repr, unknown))}; known: {known}")
-    domain = str(options.get("domain", "O")).upper()
-    if domain not in DOMAINS:
-        raise FasbenchError(f"dataset 'synthetic' option domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
-    resolved: dict[str, Any] = {"domain": domain}
-    for name, (kind, default, minimum) in OPTIONS.items():
-        value = options.get(name, default)
-        try:
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError(value)
-            resolved[name] = kind(int(float(value)))
-        except (TypeError, ValueError) as error:
-            raise FasbenchError(f"dataset 'synthetic' option {name} must be an integer, got {value!r}") from error
-        if resolved[name] < minimum:
-            raise FasbenchError(f"dataset 'synthetic' option {name} must be >= {minimum}, got {resolved[name]}")
-    return resolved
+    given = dict(options)
+    if isinstance(given.get("domain"), str):
+        given["domain"] = given["domain"].upper()
+    return resolve_options("dataset 'synthetic'", OPTIONS, given)
 
 
 class SyntheticDataset(Dataset):

@@ -1,11 +1,15 @@
-"""One mmengine ``Registry`` per kind, filled by plugins found through the ``fasbench.plugins`` entry points.
+"""The plugin registry: every name of every kind (datasets, backbones, learners, metrics), held once.
 
-Registration never happens on import: discovery loads each plugin module, then calls its
-``fasbench_register`` hook with a ``Registrar``. Built-in plugins come through the same door.
+Plugins are found through the ``fasbench.plugins`` entry-point group. Registration never happens on
+import: discovery loads each plugin module, validates its hook with pluggy, then calls its
+``fasbench_register`` hook with a ``Registrar``; the names are committed only when the whole call
+succeeds. Built-in plugins come through the same door. (registry.yaml, what is benchmarked, is read by
+``fasbench.benchmark``, not here.)
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import traceback
 from collections.abc import Iterable, Mapping
@@ -14,7 +18,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
-from mmengine.registry import Registry
 
 from fasbench import hookspecs
 from fasbench.errors import DuplicateNameError, FasbenchError, UnknownNameError
@@ -95,17 +98,14 @@ class Registrar:
 
 
 @dataclass
-class Registries:
+class PluginRegistry:
     """All registered names of every kind, the plugins that provided them, and the plugins that broke."""
 
-    plugins: list[PluginInfo] = field(default_factory=list)
+    loaded: list[PluginInfo] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._registries = {kind: Registry(kind, scope="fasbench") for kind in KINDS}
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        self._manager = pluggy.PluginManager(hookspecs.PROJECT)
-        self._manager.add_hookspecs(hookspecs)
 
     # -- filling -------------------------------------------------------------------------------
     def add_plugin(self, plugin: object, info: PluginInfo) -> bool:
@@ -113,37 +113,34 @@ class Registries:
 
         Returns whether the plugin was added. Duplicate names across plugins raise ``DuplicateNameError``.
         """
-        if any(p.name == info.name for p in self.plugins):
+        if any(p.name == info.name for p in self.loaded):
             raise DuplicateNameError(f"two plugins are both named {info.name!r}: {self._plugin(info.name)} and {info}")
+        manager = pluggy.PluginManager(hookspecs.PROJECT)  # validates the hook; holds no name after this call
+        manager.add_hookspecs(hookspecs)
         try:
-            self._manager.register(plugin, name=info.name)
+            manager.register(plugin, name=info.name)
         except Exception as error:  # pluggy validation: wrong hook signature and the like
             self._mark_broken(info, error)
             return False
         registrar = Registrar(info)
         try:
-            for impl in self._manager.hook.fasbench_register.get_hookimpls():
-                if impl.plugin is plugin:
-                    impl.function(registry=registrar)
+            for impl in manager.hook.fasbench_register.get_hookimpls():
+                impl.function(registry=registrar)
         except DuplicateNameError:
-            self._manager.unregister(plugin)
             raise
         except Exception as error:
-            self._manager.unregister(plugin)
             self._mark_broken(info, error)
             return False
         for entry in registrar.entries:
             existing = self._entries[entry.kind].get(entry.name)
             if existing is not None:
-                self._manager.unregister(plugin)
                 raise DuplicateNameError(
                     f"{entry.kind[:-1]} {entry.name!r} is registered by both plugin {existing.plugin} "
                     f"and plugin {entry.plugin}; uninstall one of them or rename its {entry.kind[:-1]}"
                 )
         for entry in registrar.entries:
             self._entries[entry.kind][entry.name] = entry
-            self._registries[entry.kind].register_module(name=entry.name, module=entry.obj)
-        self.plugins.append(info)
+        self.loaded.append(info)
         return True
 
     def _mark_broken(self, info: PluginInfo, error: BaseException) -> None:
@@ -151,7 +148,7 @@ class Registries:
         self.broken.append(BrokenPlugin(info, f"{type(error).__name__}: {error}", details))
 
     def _plugin(self, name: str) -> PluginInfo:
-        return next(p for p in self.plugins if p.name == name)
+        return next(p for p in self.loaded if p.name == name)
 
     # -- reading -------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -188,9 +185,10 @@ class Registries:
         return sorted({name for kind in KINDS for name in self._entries[kind]})
 
     def build(self, kind: str, cfg: Mapping[str, Any], **defaults: Any) -> Any:
-        """Build from an mmengine-style config dict ``{"type": name, **kwargs}``.
+        """Build from a config dict ``{"type": name, **options}``: ``entry(**options)``.
 
-        ``defaults`` fill keys missing from ``cfg``; a family name passes its variant as ``variant=``.
+        ``defaults`` fill keys missing from ``cfg``; a family name passes its variant as ``variant=``. An
+        option the class does not take is refused with the known ones (before anything is built).
         """
         if "type" not in cfg:
             raise FasbenchError(f"a {kind[:-1]} config needs a 'type' key naming the plugin, got {dict(cfg)}")
@@ -198,42 +196,66 @@ class Registries:
         kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
         if entry.is_family:
             kwargs["variant"] = cfg["type"].partition(":")[2]
-        return self._registries[kind].build({"type": entry.name, **kwargs})
+        try:
+            inspect.signature(entry.obj).bind(**kwargs)
+        except TypeError as error:
+            known = sorted(p for p in option_names(entry.obj) or () if p != "variant")
+            raise FasbenchError(
+                f"{kind[:-1]} {cfg['type']!r} cannot take {sorted(set(kwargs) - {'variant'})} ({error}); "
+                f"its options: {', '.join(known) or 'none'}"
+            ) from error
+        except ValueError:  # no signature to check (a builtin)
+            pass
+        return entry.obj(**kwargs)
 
     def versions(self) -> dict[str, str | None]:
         """Plugin name -> distribution version, for run records."""
-        return {p.name: p.version for p in self.plugins}
+        return {p.name: p.version for p in self.loaded}
 
 
-def discover(group: str = hookspecs.ENTRY_POINT_GROUP, extra: Iterable[tuple[object, PluginInfo]] = ()) -> Registries:
-    """Load every plugin of the entry-point ``group`` (plus ``extra`` ones, for tests) into new registries."""
-    registries = Registries()
+def option_names(factory: Any) -> list[str] | None:
+    """The keyword options a plugin class or factory takes; None when it takes any (``**options``)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return [name for name in parameters if name != "self"]
+
+
+def discover_plugins(
+    group: str = hookspecs.ENTRY_POINT_GROUP, extra: Iterable[tuple[object, PluginInfo]] = ()
+) -> PluginRegistry:
+    """Load every plugin of the entry-point ``group`` (plus ``extra`` ones, for tests) into a new registry."""
+    plugins = PluginRegistry()
     for point in sorted(entry_points(group=group), key=lambda p: (p.name, p.value)):
         dist = getattr(point, "dist", None)
         info = PluginInfo(point.name, point.value, dist.name if dist else None, dist.version if dist else None)
         try:
             plugin = point.load()
         except Exception as error:
-            registries._mark_broken(info, error)
+            plugins._mark_broken(info, error)
             continue
-        registries.add_plugin(plugin, info)
+        plugins.add_plugin(plugin, info)
     for plugin, info in extra:
-        registries.add_plugin(plugin, info)
-    return registries
+        plugins.add_plugin(plugin, info)
+    return plugins
 
 
-_default: Registries | None = None
+_default: PluginRegistry | None = None
 
 
-def get_registries() -> Registries:
-    """The process-wide registries of the installed plugins, discovered on first use."""
+def installed_plugins() -> PluginRegistry:
+    """The registry of the installed plugins, discovered on first use (the CLI's; library code that is
+    handed a registry, such as a learner or the runner, uses that one)."""
     global _default
     if _default is None:
-        _default = discover()
+        _default = discover_plugins()
     return _default
 
 
-def reset_registries() -> None:
+def forget_plugins() -> None:
     """Forget the discovered plugins (tests; after installing a plugin in a running process)."""
     global _default
     _default = None

@@ -1,11 +1,11 @@
-"""What every learner on the RF-Meta networks shares: networks, input checks, the outer optimiser, scoring,
-checkpoints. ``rfmeta`` and every baseline subclass ``NetworkLearner``.
+"""``NetworkLearner``: the scaffold every network learner shares (public API, ``fasbench.learners``).
 
-Each learner is built from a backbone config and the same heads (``build_heads``: depth estimator, then
-classifier), so with one seed every learner starts from identical backbone and classifier weights and
-table rows differ by method only. The score is ``sigmoid(classifier(backbone(x).features))``. Seeding,
-RNG capture, the optimiser, bf16 autocast, the non-finite-loss guard and functional forwards come from
-``fasbench.training``.
+Networks, input checks, the outer optimiser, scoring, checkpoints. ``rfmeta`` and every baseline
+subclass it; so can a plugin (README "Writing a plugin"). Each learner is built from a backbone config
+and the same heads (``build_heads``: depth estimator, then classifier), so with one seed every learner
+starts from identical backbone and classifier weights and table rows differ by method only. The
+default score is ``sigmoid(classifier(backbone(x).features))``. Seeding, RNG capture, the optimiser,
+bf16 autocast, the non-finite-loss guard and functional forwards come from ``fasbench.training``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
-from fasbench_plugins.networks import build_backbone, build_heads
 from torch import nn
 
 from fasbench.errors import FasbenchError
 from fasbench.interfaces import DomainBatch, InputSpec, Learner
+from fasbench.learners.heads import build_heads
+from fasbench.learners.modules import build_backbone
+from fasbench.options import require_choice, require_flag, require_number
 from fasbench.training import (
     AMP_MODES,
     OPTIMIZERS,
@@ -26,18 +28,15 @@ from fasbench.training import (
     autocast,
     build_optimizer,
     capture_rng_state,
-    require_choice,
-    require_flag,
-    require_number,
     restore_rng_state,
     seed_everything,
     seeded_generator,
     set_train_mode,
 )
 
-# Every learner: k (the runner reads it), the classifier's BatchNorm momentum, precision and layout.
+# Every network learner: the classifier's BatchNorm momentum, precision and layout (k, batch_per_class, is one of
+# the core's CORE_HPARAMS: every learner has it).
 COMMON_DEFAULTS: dict[str, Any] = {
-    "batch_per_class": 10,  # k live + k spoof frames per source domain and step, as the RF-Meta reference
     "classifier_bn_momentum": 0.1,  # PyTorch's default; RF-Meta's meta learner uses the reference's 1
     "amp": "none",
     "channels_last": False,
@@ -90,7 +89,6 @@ class NetworkLearner(Learner):
     """
 
     uses_depth: ClassVar[bool] = False
-    min_domains: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -100,16 +98,16 @@ class NetworkLearner(Learner):
         hparams: Mapping[str, Any] | None = None,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        plugins: Any = None,
     ) -> None:
-        super().__init__(hparams)
-        if isinstance(num_domains, bool) or not isinstance(num_domains, int) or num_domains < self.min_domains:
-            raise FasbenchError(f"{self.name} needs at least {self.min_domains} source domain(s), got {num_domains!r}")
-        self.num_domains = num_domains
+        super().__init__(
+            backbone=backbone, num_domains=num_domains, hparams=hparams, device=device, seed=seed, plugins=plugins
+        )
         self.device = torch.device(device)
         self._check_common_hparams()
         self.check_hparams()
         seed_everything(seed)
-        self.backbone = build_backbone(backbone)
+        self.backbone = build_backbone(backbone, plugins)
         depth_head, self.classifier = build_heads(
             self.backbone, classifier_bn_momentum=float(self.hparams["classifier_bn_momentum"])
         )
@@ -160,7 +158,6 @@ class NetworkLearner(Learner):
 
     def _check_common_hparams(self) -> None:
         hp = self.hparams
-        require_number("hparams.batch_per_class", hp["batch_per_class"], minimum=1, integer=True)
         require_number("hparams.classifier_bn_momentum", hp["classifier_bn_momentum"])
         require_choice("hparams.amp", hp["amp"], AMP_MODES)
         require_flag("hparams.channels_last", hp["channels_last"])

@@ -13,8 +13,9 @@ defined on the 1-pixel maps of tiny configurations); ``width`` scales the channe
 from __future__ import annotations
 
 import torch
-from fasbench_plugins.networks.common import BackboneModule, conv_bn_relu, reference_init_, scaled
 from torch import nn
+
+from fasbench.learners.modules import BackboneModule, conv_bn_relu, reference_init_, scaled
 
 DEPTH_CHANNELS = (128, 64)
 CLASSIFIER_CHANNELS = (128, 256, 512)

@@ -5,8 +5,8 @@ import copy
 import pytest
 import yaml
 
+from fasbench.benchmark import PACKAGED, load_benchmark, parse_benchmark
 from fasbench.errors import RegistryFileError, UnknownNameError
-from fasbench.spec import PACKAGED, load_spec, parse_spec
 
 
 def shipped():
@@ -14,7 +14,7 @@ def shipped():
 
 
 def test_shipped_registry_declares_the_leave_one_out_protocols():
-    spec = load_spec()
+    spec = load_benchmark()
     expected = {"OCI_M": ("OCI", "M"), "OMI_C": ("OMI", "C"), "OCM_I": ("OCM", "I"), "ICM_O": ("ICM", "O")}
     for name, (sources, target) in expected.items():
         protocol = spec.protocol(name)
@@ -27,7 +27,7 @@ def test_shipped_registry_declares_the_leave_one_out_protocols():
 
 
 def test_unknown_protocol_and_suite_suggest():
-    spec = load_spec()
+    spec = load_benchmark()
     with pytest.raises(UnknownNameError, match="did you mean 'ICM_O'"):
         spec.protocol("ICM-O")
     with pytest.raises(UnknownNameError, match="did you mean 'synthetic'"):
@@ -76,16 +76,16 @@ def test_schema_refusals_name_file_and_entry(tmp_path, change, message):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(mutated(change)))
     with pytest.raises(RegistryFileError, match=rf"mine\.yaml: {message}"):
-        load_spec(path)
+        load_benchmark(path)
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("domains: [unclosed\n")
     with pytest.raises(RegistryFileError, match="not valid YAML"):
-        load_spec(bad)
+        load_benchmark(bad)
     with pytest.raises(RegistryFileError, match="does not exist"):
-        load_spec(tmp_path / "absent.yaml")
+        load_benchmark(tmp_path / "absent.yaml")
 
 
 def test_user_file_via_environment(tmp_path, monkeypatch):
@@ -93,10 +93,25 @@ def test_user_file_via_environment(tmp_path, monkeypatch):
     data["protocols"]["CI_M"] = {"sources": ["C", "I"], "target": "M"}
     path = tmp_path / "own.yaml"
     path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("FASBENCH_REGISTRY", str(path))
-    assert load_spec().protocol("CI_M").sources == ("C", "I")
+    monkeypatch.setenv("FASBENCH_BENCHMARK", str(path))
+    assert load_benchmark().protocol("CI_M").sources == ("C", "I")
+    monkeypatch.delenv("FASBENCH_BENCHMARK")
+    monkeypatch.setenv("FASBENCH_REGISTRY", str(path))  # the old name still works for one release, with a warning
+    assert load_benchmark().protocol("CI_M").sources == ("C", "I")
+
+
+def test_the_old_registry_flag_is_a_deprecated_alias(tmp_path, capsys):
+    from fasbench.cli import main
+
+    data = shipped()
+    data["protocols"]["CI_M"] = {"sources": ["C", "I"], "target": "M"}
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["--registry", str(path), "list", "protocols"]) == 0
+    printed = capsys.readouterr()
+    assert "CI_M" in printed.out and "--registry is deprecated" in printed.err
 
 
 def test_learner_spec_defaults_to_empty_for_unlisted_learners():
-    spec = parse_spec(shipped(), PACKAGED)
+    spec = parse_benchmark(shipped(), PACKAGED)
     assert spec.learner("not_in_yaml").hparams == {}

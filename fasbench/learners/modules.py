@@ -1,7 +1,10 @@
-"""Pieces the backbones and heads share: a module base class that declares its input, channel
-scaling for small configurations, the reference's conv/BN/ReLU unit and its weight initialisation."""
+"""Pieces backbones and heads share: ``BackboneModule`` (the backbone contract as a torch module), channel
+scaling for small configurations, the RF-Meta reference's conv/BN/ReLU unit and its initialisation."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -13,10 +16,10 @@ DEPTH_REDUCTION = 8  # depth maps are input_size / 8 (32 x 32 at 256 px, as the 
 
 
 class BackboneModule(nn.Module, Backbone):
-    """A ``torch.nn.Module`` backbone: subclasses set ``input_spec``, the channel counts and ``width``.
+    """``fasbench.interfaces.Backbone`` as a ``torch.nn.Module``: what every network learner builds on.
 
-    ``width`` is the multiplier the learner applies to its heads too, so that a narrow backbone gets
-    narrow heads (1.0 for backbones without one, such as timm models).
+    A subclass sets ``input_spec``, ``feature_channels``, ``depth_channels`` and ``width`` in its
+    constructor and returns a ``BackboneOutput`` from ``forward``.
     """
 
     input_spec: InputSpec
@@ -26,6 +29,7 @@ class BackboneModule(nn.Module, Backbone):
 
 
 def check_width(width: float) -> float:
+    """A backbone's width multiplier, a number in (0, 4]."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise FasbenchError(f"backbone width must be a number in (0, 4], got {width!r}")
     return float(width)
@@ -73,3 +77,22 @@ def reference_init_(module: nn.Module) -> nn.Module:
             nn.init.uniform_(layer.weight, 0.02, 1.0)
             nn.init.zeros_(layer.bias)
     return module
+
+
+def build_backbone(config: Mapping[str, Any], plugins: Any = None) -> BackboneModule:
+    """The backbone ``config`` names (``{"type": "rfmeta_cnn", "width": 0.25, ...}``), built through ``plugins``
+    (the plugin registry the runner hands the learner; the installed plugins when None) and checked to be a
+    ``BackboneModule``."""
+    if plugins is None:
+        from fasbench.plugins import installed_plugins
+
+        plugins = installed_plugins()
+    if not isinstance(config, Mapping) or "type" not in config:
+        raise FasbenchError(f"a backbone config must be a mapping with a 'type' key, got {config!r}")
+    backbone = plugins.build("backbones", config)
+    if not isinstance(backbone, BackboneModule):
+        raise FasbenchError(
+            f"backbone {config['type']!r} is a {type(backbone).__name__}, not a torch module declaring its input, "
+            "channels and width (subclass fasbench.learners.BackboneModule)"
+        )
+    return backbone

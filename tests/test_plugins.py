@@ -1,4 +1,4 @@
-"""Plugin discovery and the per-kind registries."""
+"""Plugin discovery and the per-kind plugins."""
 
 import sys
 import textwrap
@@ -8,7 +8,7 @@ import pytest
 
 from fasbench import hookimpl
 from fasbench.errors import DuplicateNameError, FasbenchError, UnknownNameError
-from fasbench.registry import PluginInfo, Registries, discover
+from fasbench.plugins import PluginInfo, PluginRegistry, discover_plugins
 
 
 class Widget:
@@ -34,49 +34,49 @@ def make_plugin(name, *entries, fail=None):
 
 
 def test_build_from_config_dict_passes_kwargs_and_defaults():
-    registries = Registries()
-    registries.add_plugin(*make_plugin("p", ("learners", "widget", Widget)))
-    built = registries.build("learners", {"type": "widget", "size": 3})
+    plugins = PluginRegistry()
+    plugins.add_plugin(*make_plugin("p", ("learners", "widget", Widget)))
+    built = plugins.build("learners", {"type": "widget", "size": 3})
     assert isinstance(built, Widget) and built.size == 3
-    assert registries.build("learners", {"type": "widget"}, size=5).size == 5
-    assert registries.build("learners", {"type": "widget", "size": 2}, size=5).size == 2
+    assert plugins.build("learners", {"type": "widget"}, size=5).size == 5
+    assert plugins.build("learners", {"type": "widget", "size": 2}, size=5).size == 2
 
 
 def test_family_name_builds_with_variant():
-    registries = Registries()
-    registries.add_plugin(*make_plugin("p", ("backbones", "timm:", Widget)))
-    built = registries.build("backbones", {"type": "timm:resnet18"})
+    plugins = PluginRegistry()
+    plugins.add_plugin(*make_plugin("p", ("backbones", "timm:", Widget)))
+    built = plugins.build("backbones", {"type": "timm:resnet18"})
     assert built.variant == "resnet18"
     with pytest.raises(UnknownNameError):
-        registries.get("backbones", "timm")  # a family needs its variant
+        plugins.get("backbones", "timm")  # a family needs its variant
 
 
 def test_unknown_name_suggests_close_match():
-    registries = Registries()
-    registries.add_plugin(*make_plugin("p", ("learners", "rfmeta", Widget)))
+    plugins = PluginRegistry()
+    plugins.add_plugin(*make_plugin("p", ("learners", "rfmeta", Widget)))
     with pytest.raises(UnknownNameError, match="did you mean 'rfmeta'"):
-        registries.get("learners", "rfmta")
+        plugins.get("learners", "rfmta")
     with pytest.raises(FasbenchError, match="needs a 'type' key"):
-        registries.build("learners", {"size": 1})
+        plugins.build("learners", {"size": 1})
 
 
 def test_duplicate_name_names_both_plugins_and_commits_nothing():
-    registries = Registries()
-    registries.add_plugin(*make_plugin("first", ("learners", "same", Widget)))
+    plugins = PluginRegistry()
+    plugins.add_plugin(*make_plugin("first", ("learners", "same", Widget)))
     module, info = make_plugin("second", ("metrics", "other", Widget), ("learners", "same", Widget))
     with pytest.raises(DuplicateNameError, match=r"'same' is registered by both plugin 'first'.*plugin 'second'"):
-        registries.add_plugin(module, info)
-    assert registries.names("metrics") == []
-    assert [p.name for p in registries.plugins] == ["first"]
+        plugins.add_plugin(module, info)
+    assert plugins.names("metrics") == []
+    assert [p.name for p in plugins.loaded] == ["first"]
 
 
 def test_plugin_raising_in_its_hook_is_isolated_and_registers_nothing():
-    registries = Registries()
-    registries.add_plugin(*make_plugin("bad", ("learners", "half", Widget), fail=RuntimeError("boom")))
-    registries.add_plugin(*make_plugin("good", ("learners", "fine", Widget)))
-    assert registries.names("learners") == ["fine"]
-    assert [b.plugin.name for b in registries.broken] == ["bad"]
-    assert "RuntimeError: boom" in registries.broken[0].error
+    plugins = PluginRegistry()
+    plugins.add_plugin(*make_plugin("bad", ("learners", "half", Widget), fail=RuntimeError("boom")))
+    plugins.add_plugin(*make_plugin("good", ("learners", "fine", Widget)))
+    assert plugins.names("learners") == ["fine"]
+    assert [b.plugin.name for b in plugins.broken] == ["bad"]
+    assert "RuntimeError: boom" in plugins.broken[0].error
 
 
 def test_invalid_names_and_kinds_are_refused():
@@ -86,9 +86,9 @@ def test_invalid_names_and_kinds_are_refused():
         (("learnerz", "x", Widget), "unknown kind 'learnerz'; did you mean 'learners'"),
         (("learners", "x", 42), "must be a class or a function"),
     ]:
-        registries = Registries()
-        registries.add_plugin(*make_plugin("p", entry))
-        assert message in registries.broken[0].error
+        plugins = PluginRegistry()
+        plugins.add_plugin(*make_plugin("p", entry))
+        assert message in plugins.broken[0].error
 
 
 def write_distribution(root, dist, entry_points, modules):
@@ -124,12 +124,12 @@ def on_path(tmp_path, monkeypatch):
 
 def test_entry_point_discovery_finds_an_installed_distribution(on_path):
     write_distribution(on_path, "fbtest-good", {"toy": "fbtest_good"}, {"fbtest_good": GOOD_PLUGIN})
-    registries = discover()
-    entry = registries.get("learners", "toy_learner")
+    plugins = discover_plugins()
+    entry = plugins.get("learners", "toy_learner")
     assert entry.plugin.name == "toy"
     assert (entry.plugin.distribution, entry.plugin.version) == ("fbtest-good", "1.2.3")
     assert entry.summary == "A toy learner from a third-party distribution."
-    assert registries.versions()["toy"] == "1.2.3"
+    assert plugins.versions()["toy"] == "1.2.3"
 
 
 def test_plugin_failing_to_import_is_reported_and_others_still_load(on_path):
@@ -139,9 +139,9 @@ def test_plugin_failing_to_import_is_reported_and_others_still_load(on_path):
         {"toy": "fbtest_good", "broken": "fbtest_broken"},
         {"fbtest_good": GOOD_PLUGIN, "fbtest_broken": "import not_a_module_anywhere_xyz\n"},
     )
-    registries = discover()
-    assert "toy_learner" in registries.names("learners")
-    broken = {b.plugin.name: b for b in registries.broken}
+    plugins = discover_plugins()
+    assert "toy_learner" in plugins.names("learners")
+    broken = {b.plugin.name: b for b in plugins.broken}
     assert "ModuleNotFoundError" in broken["broken"].error
     assert "not_a_module_anywhere_xyz" in broken["broken"].details
 
@@ -154,6 +154,6 @@ def test_two_distributions_with_the_same_name_fail_discovery_naming_both(on_path
     sys.path.insert(0, str(twin))
     try:
         with pytest.raises(DuplicateNameError, match="'toy'.*fbtest-good.*'twin'.*fbtest-twin"):
-            discover()
+            discover_plugins()
     finally:
         sys.path.remove(str(twin))

@@ -1,4 +1,5 @@
-"""registry.yaml: what is benchmarked (domains, protocols, suites, defaults, learners, leaderboard).
+"""The benchmark file, registry.yaml: what is benchmarked (domains, protocols, suites, conventions, defaults,
+learners, leaderboard). Plugins are held by ``fasbench.plugins``; this module only reads the file.
 
 Loaded with a schema check: any unknown key, unknown domain, or a protocol whose target is also one of
 its sources is refused with the file and the offending entry named.
@@ -18,7 +19,8 @@ import yaml
 from fasbench.errors import FasbenchError, RegistryFileError, UnknownNameError
 
 PACKAGED = Path(__file__).with_name("registry.yaml")
-ENV_VAR = "FASBENCH_REGISTRY"
+ENV_VAR = "FASBENCH_BENCHMARK"
+OLD_ENV_VAR = "FASBENCH_REGISTRY"  # deprecated: read (with a warning) for one release
 SELECTIONS = ("last", "source_val", "oracle")
 VALIDATION_RULES = ("dev_or_holdout", "holdout", "none")
 ALL_SPLITS = "all"
@@ -251,7 +253,7 @@ def _no_code(check: _Checker, options: Mapping[str, Any], where: str) -> Mapping
     return options
 
 
-def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
+def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
     """Validate parsed YAML ``data`` (read from ``path``) into a ``BenchmarkSpec``."""
     check = _Checker(path)
     top = check.keys(data, "top level", _TOP, {"domains", "protocols", "suites"})
@@ -396,21 +398,27 @@ def check_tunables(values: Mapping[str, Any]) -> None:
             raise FasbenchError(f"{key} must be a positive integer or null (every cached frame), got {value!r}")
 
 
-def spec_path(path: str | os.PathLike | None = None) -> Path:
-    """The registry file to read: ``path``, else $FASBENCH_REGISTRY, else the one shipped with fasbench."""
-    chosen = Path(path or os.environ.get(ENV_VAR) or PACKAGED).resolve()
+def benchmark_path(path: str | os.PathLike | None = None) -> Path:
+    """The benchmark file to read: ``path``, else $FASBENCH_BENCHMARK, else the one shipped with fasbench."""
+    from_env = os.environ.get(ENV_VAR)
+    if from_env is None and os.environ.get(OLD_ENV_VAR):
+        from fasbench.console import err
+
+        err().print(f"[yellow]warning:[/] ${OLD_ENV_VAR} is deprecated; set ${ENV_VAR} instead", highlight=False)
+        from_env = os.environ[OLD_ENV_VAR]
+    chosen = Path(path or from_env or PACKAGED).resolve()
     if not chosen.is_file():
-        raise RegistryFileError(f"registry file {chosen} does not exist")
+        raise RegistryFileError(f"benchmark file {chosen} does not exist")
     return chosen
 
 
-def load_spec(path: str | os.PathLike | None = None) -> BenchmarkSpec:
-    """Read and validate a registry file (see ``spec_path`` for which one)."""
-    chosen = spec_path(path)
+def load_benchmark(path: str | os.PathLike | None = None) -> BenchmarkSpec:
+    """Read and validate a benchmark file (see ``benchmark_path`` for which one)."""
+    chosen = benchmark_path(path)
     try:
         data = yaml.safe_load(chosen.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
         raise RegistryFileError(f"{chosen}: not a UTF-8 text file ({error}); save it as UTF-8") from error
     except yaml.YAMLError as error:
         raise RegistryFileError(f"{chosen}: not valid YAML: {error}") from error
-    return parse_spec(data, chosen)
+    return parse_benchmark(data, chosen)
