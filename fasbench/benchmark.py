@@ -21,7 +21,6 @@ from fasbench.errors import FasbenchError, RegistryFileError, UnknownNameError
 PACKAGED = Path(__file__).with_name("registry.yaml")
 ENV_VAR = "FASBENCH_BENCHMARK"
 OLD_ENV_VAR = "FASBENCH_REGISTRY"  # deprecated: read (with a warning) for one release
-SELECTIONS = ("last", "source_val", "oracle")
 VALIDATION_RULES = ("dev_or_holdout", "holdout", "none")
 ALL_SPLITS = "all"
 
@@ -194,6 +193,8 @@ _DEFAULTS = {
     "cpu_preset",
     "data",
 }
+_REQUIRED_DEFAULTS = {"suite", "seeds", "budget", "eval_every", "checkpoint_every", "log_every", "data"}
+_DATA_DEFAULTS = {"convention", "workers", "eval_batch_size"}
 _LEADERBOARD = {"learners", "protocols", "seeds", "metrics", "suite"}
 _SPLIT_NAMES = ("train", "dev", "test")
 
@@ -306,11 +307,9 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
         for name, raw in check.mapping(top.get("conventions"), "conventions").items()
     }
 
-    defaults = check.keys(top.get("defaults"), "defaults", _DEFAULTS)
+    defaults = check.keys(top.get("defaults"), "defaults", _DEFAULTS, _REQUIRED_DEFAULTS)
     if "suite" in defaults:
         check.known((defaults["suite"],), suites, "suite", "defaults.suite")
-    if "selection" in defaults and defaults["selection"] not in SELECTIONS:
-        raise check.fail("defaults.selection", f"must be one of {SELECTIONS}, got {defaults['selection']!r}")
 
     learners = {}
     for name, raw in check.mapping(top.get("learners"), "learners").items():
@@ -330,9 +329,11 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
         presets[str(name)] = dict(entry)
     if "cpu_preset" in defaults and defaults["cpu_preset"] is not None:
         check.known((defaults["cpu_preset"],), presets, "preset", "defaults.cpu_preset")
-    default_data = check.mapping(defaults.get("data"), "defaults.data")
-    if "convention" in default_data:
-        check.known((default_data["convention"],), conventions, "convention", "defaults.data.convention")
+    default_data = check.keys(defaults.get("data"), "defaults.data", _DATA_DEFAULTS, _DATA_DEFAULTS)
+    check.known((default_data["convention"],), conventions, "convention", "defaults.data.convention")
+    for key in ("budget", "eval_every", "checkpoint_every", "log_every"):
+        if isinstance(defaults[key], bool) or not isinstance(defaults[key], int) or defaults[key] < 1:
+            raise check.fail(f"defaults.{key}", f"must be a positive integer, got {defaults[key]!r}")
 
     leaderboard = check.keys(top.get("leaderboard"), "leaderboard", _LEADERBOARD)
     if "protocols" in leaderboard:

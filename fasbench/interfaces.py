@@ -194,6 +194,7 @@ class Learner(ABC):
     name: ClassVar[str] = ""
     DEFAULTS: ClassVar[Mapping[str, Any]] = {}
     SEARCH_SPACE: ClassVar[Mapping[str, tuple]] = {}
+    BACKBONE: ClassVar[Mapping[str, Any]] = {}  # the method's backbone config (its options at their defaults)
     min_domains: ClassVar[int] = 1
 
     def __init__(
@@ -311,3 +312,32 @@ class Metric(ABC):
         attack_types: np.ndarray | None = None,
     ) -> float:
         """The metric's value; a score >= threshold is accepted as live."""
+
+
+# -- model selection -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evaluation:
+    """One periodic evaluation of a run, as ``evals.jsonl`` records it."""
+
+    step: int
+    target: Mapping[str, float]  # AUC, EER, HTER (video level, threshold at the target's own EER)
+    source_val: Mapping[str, float] | None  # AUC, EER of the source validation videos; None without validation
+    metrics: Mapping[str, Mapping[str, Any]]  # "policy/level" -> {"metrics": {...}, "threshold": t}
+
+
+class SelectionRule(ABC):
+    """Chooses which evaluations of a run its numbers come from (a plugin kind, ``selections``).
+
+    ``uses_target``: the rule looks at the target domain (an oracle): tables mark it, because it is not a
+    domain-generalization result. ``needs_validation``: it reads source validation, which a convention
+    without validation (``all_sources``) does not have.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    uses_target: ClassVar[bool] = False
+    needs_validation: ClassVar[bool] = False
+
+    @abstractmethod
+    def select(self, evaluations: Sequence[Evaluation]) -> list[int]:
+        """Positions (in ``evaluations``, ordered by step) of the evaluations whose metrics are reported."""

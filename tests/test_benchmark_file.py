@@ -52,7 +52,9 @@ def mutated(change):
         (lambda d: d["domains"]["O"].pop("dataset"), r"domains\.O: missing key 'dataset'"),
         (lambda d: d["suites"]["synthetic"]["domains"].update(Z={"dataset": "x"}), r"suites\.synthetic\.domains"),
         (lambda d: d["defaults"].update(suite="nope"), r"defaults\.suite: unknown suite 'nope'"),
-        (lambda d: d["defaults"].update(selection="best"), r"defaults\.selection: must be one of"),
+        (lambda d: d["defaults"].pop("budget"), r"defaults: missing key 'budget'"),
+        (lambda d: d["defaults"]["data"].pop("workers"), r"defaults\.data: missing key 'workers'"),
+        (lambda d: d["defaults"].update(eval_every=0), r"defaults\.eval_every: must be a positive integer"),
         (lambda d: d["leaderboard"].update(protocols=["OCI_M", "XYZ"]), r"leaderboard\.protocols: unknown protocol"),
         (lambda d: d["leaderboard"].update(seeds=[0, "1"]), r"leaderboard\.seeds: expected a list of integers"),
         (lambda d: d.update(version=2), r"version: unsupported version 2"),
@@ -115,3 +117,23 @@ def test_the_old_registry_flag_is_a_deprecated_alias(tmp_path, capsys):
 def test_learner_spec_defaults_to_empty_for_unlisted_learners():
     spec = parse_benchmark(shipped(), PACKAGED)
     assert spec.learner("not_in_yaml").hparams == {}
+
+
+def test_learner_entries_hold_only_what_differs_from_the_code():
+    """One source of truth: registry.yaml never restates a learner's DEFAULTS or its backbone's own defaults."""
+    import inspect
+
+    from fasbench.plugins import installed_plugins
+
+    plugins = installed_plugins()
+    for name, entry in load_benchmark().learners.items():
+        assert entry.cite, f"learners.{name} needs a cite"
+        learner_class = plugins.get("learners", name).obj
+        defaults = learner_class.all_defaults()
+        for key, value in entry.hparams.items():
+            assert defaults[key] != value, f"learners.{name}.hparams.{key} restates the default {value!r}"
+        backbone = {**learner_class.BACKBONE, **entry.backbone}
+        parameters = inspect.signature(plugins.get("backbones", backbone["type"]).obj).parameters
+        for key, value in entry.backbone.items():
+            if key != "type":
+                assert parameters[key].default != value, f"learners.{name}.backbone.{key} restates {value!r}"

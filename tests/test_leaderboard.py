@@ -85,9 +85,10 @@ def test_errors_for_missing_and_non_finite_metrics():
 
 
 def test_oracle_selection_is_marked_in_the_caption():
-    oracle = [replace(r, selection="oracle") for r in rows()]
+    oracle = [replace(r, selection="oracle", oracle=True) for r in rows()]
     caption = build_leaderboard(oracle, metrics=["HTER"]).caption
-    assert "oracle (checkpoint chosen on the target domain; not a domain-generalization result)" in caption
+    assert "selection oracle (oracle: chosen on the target domain; not a domain-generalization result)" in caption
+    assert "configuration: preset none, 100 training steps" in caption
 
 
 def rendered(fmt):

@@ -124,7 +124,8 @@ def test_every_protocol_runs_to_a_result_under_every_convention(real, cli, capsy
     store_rows = ResultsStore(out / "results.sqlite").rows(selection="last", threshold_policy="test_eer", level="video")
     assert len(store_rows) == len(PROTOCOLS) and {r.convention for r in store_rows} == {convention}
     capsys.readouterr()
-    board = ["leaderboard", "--out", str(out), "--suite", "real", "--protocols", *PROTOCOLS, "--format", "markdown"]
+    board = ["leaderboard", "--out", str(out), "--suite", "real", "--preset", "tiny", "--protocols", *PROTOCOLS]
+    board += ["--format", "markdown"]
     assert cli(*board) == 0
     table = capsys.readouterr().out
     assert f"data convention {convention}:" in table and all(p.replace("_", "→") in table for p in PROTOCOLS)
@@ -167,13 +168,12 @@ def test_without_source_validation_the_table_says_why_its_cells_are_empty(real, 
     assert run(cli, real, "MI_C", "all_sources", out) == 0
     (record,) = out.rglob("record.json")
     evaluations = json.loads(record.read_text())["evaluations"]
-    assert {e["selection"] for e in evaluations} == {"last", "oracle"} and "source_val" not in {
-        e["policy"] for e in evaluations
-    }
+    assert {e["selection"] for e in evaluations} == {"last", "oracle", "last_k_mean", "oracle_last"}
+    assert "source_val" not in {e["policy"] for e in evaluations}
     capsys.readouterr()
-    assert cli("leaderboard", "--out", str(out), "--selection", "source_val", "--format", "markdown") == 2
+    assert cli("leaderboard", "--out", str(out), "--preset", "tiny", "--selection", "source_val") == 2
     assert "no results for protocols OCI_M, OMI_C, OCM_I, ICM_O (the results hold MI_C)" in capsys.readouterr().err
-    board = ["leaderboard", "--out", str(out), "--protocols", "MI_C", "--format", "markdown"]
+    board = ["leaderboard", "--out", str(out), "--preset", "tiny", "--protocols", "MI_C", "--format", "markdown"]
     assert cli(*board, "--selection", "source_val") == 0
     table = capsys.readouterr().out
     assert "| binary_cnn | – |" in table and "Cells are empty: under convention all_sources" in table

@@ -285,11 +285,12 @@ def test_bf16_and_channels_last_keep_the_loss():
     assert last == pytest.approx(reference, rel=1e-5)
 
 
-def test_registry_entry_holds_the_paper_hyper_parameters():
+def test_the_benchmarked_configuration_holds_the_paper_hyper_parameters():
     spec = load_benchmark().learner("rfmeta")
-    assert "Shao" in spec.cite and spec.backbone["type"] == "rfmeta_cnn" and spec.backbone["input_size"] == 256
+    assert "Shao" in spec.cite
+    backbone = {**RFMeta.BACKBONE, **spec.backbone}
+    assert backbone["type"] == "rfmeta_cnn" and installed_plugins().build("backbones", backbone).input_spec.size == 256
     hparams = {**RFMeta.all_defaults(), **spec.hparams}
-    assert set(spec.hparams) <= set(RFMeta.all_defaults())
     paper = {"lr": 1e-3, "betas": [0.9, 0.999], "meta_step_size": 1e-3, "depth_weight": 10.0, "batch_per_class": 10}
     assert {name: hparams[name] for name in paper} == paper
     assert (hparams["metatest_weight"], hparams["optimizer"], hparams["classifier_bn_momentum"]) == (1.0, "adam", 1.0)

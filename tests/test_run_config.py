@@ -18,6 +18,7 @@ class ToyLearner(Learner):
 
     name = "toy"
     DEFAULTS = {"lr": 1e-3, "first_order": False}
+    BACKBONE = {"type": "rfmeta_cnn"}
 
 
 def plugins():

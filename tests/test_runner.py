@@ -67,7 +67,7 @@ def test_run_writes_a_run_dir_a_store_row_and_a_leaderboard(setup, tmp_path, cap
     assert [json.loads(line)["step"] for line in (run / "evals.jsonl").read_text().splitlines()] == [2, 4]
 
     # the recorded numbers are the scores file's numbers (AUC against scikit-learn at frame level)
-    table, attrs = read_scores(run / "scores" / "last-target.h5")
+    table, attrs = read_scores(run / "evals" / "00000004-target.h5")  # the last evaluation, step 4
     # target O under the fasbench convention, every split: 4 subjects x (1 live, 1 print, 1 replay video) x 2 frames
     assert (len(table.score), int(table.label.sum())) == (24, 8)
     assert np.all((table.score >= 0) & (table.score <= 1)) and attrs["learner"] == "binary_cnn"
@@ -82,15 +82,16 @@ def test_run_writes_a_run_dir_a_store_row_and_a_leaderboard(setup, tmp_path, cap
     (video_row,) = store.rows(selection="last", threshold_policy="test_eer", level="video")
     assert video_row.metrics["HTER"] == pytest.approx(video["HTER"])
     # every selection x policy x level is recorded
-    assert len(store.rows()) == 3 * 3 * 2
+    # every selection rule (last, source_val, oracle, last_k_mean, oracle_last) x policy x level
+    assert len(store.rows()) == 5 * 3 * 2
 
     capsys.readouterr()
-    assert cli(setup, "leaderboard", "--out", str(out), "--format", "csv", "--metric", "AUC") == 0
+    assert cli(setup, "leaderboard", "--out", str(out), "--preset", "tiny", "--format", "csv", "--metric", "AUC") == 0
     csv = capsys.readouterr().out
     assert f"binary_cnn,ICM_O,AUC,{video_row.metrics['AUC']:.6f},0.000000,1," in csv
 
     plots = tmp_path / "plots"
-    assert cli(setup, "leaderboard", "--out", str(out), "--plot", str(plots)) == 0
+    assert cli(setup, "leaderboard", "--out", str(out), "--preset", "tiny", "--plot", str(plots)) == 0
     assert sorted(p.name for p in plots.iterdir()) == ["hist_ICM_O_binary_cnn.png", "roc_ICM_O.png"]
 
     # the same command again: skipped, nothing recomputed
@@ -136,7 +137,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_metrics(setup, tmp_path
     assert (run / "done").exists()
     assert json.loads((run / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
     assert (run / "evals.jsonl").read_text() == (reference / "evals.jsonl").read_text()
-    with h5py.File(run / "scores" / "last-target.h5") as a, h5py.File(reference / "scores" / "last-target.h5") as b:
+    last = "evals/00000060-target.h5"
+    with h5py.File(run / last) as a, h5py.File(reference / last) as b:
         assert np.array_equal(a["score"][:], b["score"][:])
 
 

@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing
+from pathlib import Path
 
 from fasbench.results.store import ResultRow, ResultsStore, rebuild, rows_from_record
 
@@ -60,11 +61,19 @@ def test_rebuild_reads_only_finished_runs(tmp_path):
         "suite": "synthetic",
         "convention": "fasbench",
         "seed": 2,
+        "config": {"config_id": "c0ffee000000", "preset": None, "budget": 10, "overrides": {}},
         "steps": 10,
         "train_seconds": 1.5,
         "finished": 0.0,
         "evaluations": [
-            {"selection": "last", "policy": "test_eer", "level": "video", "metrics": {"HTER": 0.25}, "threshold": 0.4}
+            {
+                "selection": "last",
+                "policy": "test_eer",
+                "level": "video",
+                "metrics": {"HTER": 0.25},
+                "threshold": 0.4,
+                "steps": [10],
+            }
         ],
     }
     finished = tmp_path / "runs" / "finished"
@@ -73,6 +82,7 @@ def test_rebuild_reads_only_finished_runs(tmp_path):
         directory.mkdir(parents=True)
         (directory / "record.json").write_text(json.dumps(record | {"run_id": directory.name}))
     (finished / "done").write_text("abc\n")
+    (finished / "evals.jsonl").write_text((Path(__file__).parent / "data" / "evaluations.jsonl").read_text())
     store = ResultsStore(tmp_path / "r.sqlite")
     store.put([row(9)])  # stale: gone after the rebuild
     assert rebuild(tmp_path / "r.sqlite", tmp_path / "runs") == (1, [])

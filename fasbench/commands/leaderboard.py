@@ -1,4 +1,4 @@
-"""``fasbench leaderboard`` (tables and plots from the results store) and ``fasbench results rebuild``."""
+"""``fasbench leaderboard`` (tables and plots from the results store), ``fasbench results rebuild|show``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from fasbench.benchmark import SELECTIONS, load_benchmark
+from fasbench.benchmark import load_benchmark
 from fasbench.console import err, out
 from fasbench.errors import FasbenchError
 from fasbench.evaluation import LEVELS
@@ -27,7 +27,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="data convention (default: registry.yaml defaults.data.convention if the store has it, else the only one)",
     )
     board.add_argument("--threshold-policy", help="test_eer | source_val | fixed:T (default: registry.yaml)")
-    board.add_argument("--selection", choices=SELECTIONS, help="model selection (default: registry.yaml)")
+    board.add_argument(
+        "--selection",
+        help="model-selection rule: last, source_val, oracle, last_k_mean[:K], oracle_last or a plugin's "
+        "(`fasbench list selections`; default: registry.yaml)",
+    )
+    board.add_argument("--config", metavar="ID", help="the configuration to show (an id from `fasbench results show`)")
+    board.add_argument("--preset", help="the runs made with this preset ('none': without one)")
+    board.add_argument(
+        "--where",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only runs whose recorded FIELD equals VALUE: budget=300, hparams.lr=1e-4, backbone.width=0.5",
+    )
     board.add_argument("--level", choices=LEVELS, help="score level (default: registry.yaml)")
     board.add_argument("--metric", nargs="+", help="metrics to show (default: registry.yaml leaderboard.metrics)")
     board.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
@@ -42,6 +55,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rebuild = actions.add_parser("rebuild", help="recreate results.sqlite from the run directories")
     rebuild.add_argument("--out", default="runs")
     rebuild.set_defaults(handler=run_rebuild)
+    show = actions.add_parser("show", help="what a run is: its configuration identity, environment and results")
+    show.add_argument("run", help="a run directory, or a run id (or its prefix) under --out")
+    show.add_argument("--out", default="runs")
+    show.set_defaults(handler=run_show)
 
 
 def _store(out_dir: str):
@@ -50,7 +67,7 @@ def _store(out_dir: str):
     path = Path(out_dir) / "results.sqlite"
     if not path.exists():
         raise FasbenchError(f"no results store at {path}; run `fasbench run LEARNER --protocol P --out {out_dir}`")
-    return ResultsStore(path)
+    return ResultsStore(path, runs_root=out_dir)
 
 
 def _choose(store, column: str, requested: str | None, preferred: str | None, option: str, **filters) -> str | None:
@@ -68,7 +85,10 @@ def _choose(store, column: str, requested: str | None, preferred: str | None, op
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     from fasbench.commands.run import higher_is_better
-    from fasbench.results.leaderboard import build_leaderboard
+    from fasbench.plugins import installed_plugins
+    from fasbench.results.collect import ensure_selection
+    from fasbench.results.leaderboard import build_leaderboard, choose_configuration, parse_where
+    from fasbench.runs.sweep import read_manifests
 
     spec = load_benchmark(args.benchmark)
     store = _store(args.out)
@@ -78,7 +98,15 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     selection = args.selection or spec.defaults.get("selection", "last")
     policy = args.threshold_policy or spec.defaults.get("threshold_policy", "test_eer")
     chosen = dict(suite=suite, convention=convention, level=args.level or spec.defaults.get("level", "video"))
+    plugins = installed_plugins()
+    ensure_selection(store, selection, plugins, suite=suite, convention=convention)
     rows = store.rows(**chosen, threshold_policy=policy, selection=selection)
+    where = parse_where(args.where)
+    sweeps = [m for m in read_manifests(args.out) if (m["suite"], m["convention"]) == (suite, convention)]
+    drawn = {t["config_id"] for m in sweeps for t in m["trials"] if t["trial"] > 0}
+    if rows:
+        rows = choose_configuration(rows, config=args.config, preset=args.preset, where=where, exclude=drawn)
+        rows += _tuned(store, sweeps, plugins, selection, chosen, policy, {r.learner for r in rows})
     metrics = args.metric or list(spec.leaderboard.get("metrics", ["HTER", "AUC"]))
     known = convention in spec.conventions
     summary = spec.convention(convention).summary if known else ""
@@ -93,6 +121,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     needs_validation = "source_val" in (selection, policy)
     if not rows and needs_validation and known and not spec.convention(convention).has_validation:
         context = store.rows(**chosen, selection="last", threshold_policy="test_eer")
+        if context:
+            context = choose_configuration(context, config=args.config, preset=args.preset, where=where, exclude=drawn)
         if not context:
             raise FasbenchError("no finished runs match; run `fasbench run LEARNER --protocol P` first")
         board = dataclasses.replace(
@@ -105,6 +135,13 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         )
     else:
         board = build_leaderboard(rows, **options)
+        if any("(tuned:" in learner for learner in board.learners):
+            board = dataclasses.replace(
+                board,
+                note="Tuned rows: per seed, among a sweep's trials (trial 0 = the default hyper-parameters, the others "
+                "drawn from the learner's SEARCH_SPACE) the trial and checkpoint with the best source-validation EER "
+                "(DomainBed's training-domain validation), or the best target HTER where marked oracle.",
+            )
     from fasbench.results.render import render
 
     table = render(board, args.format)
@@ -127,6 +164,25 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tuned(store, sweeps, plugins, selection: str, chosen: dict, policy: str, shown: set[str]) -> list:
+    """The tuned rows of the sweeps whose learners the table shows: selected on source validation, or on the
+    target (marked) when the table's selection is an oracle."""
+    from fasbench.results.collect import ensure_selection
+    from fasbench.results.leaderboard import tuned_rows
+
+    sweeps = [m for m in sweeps if m["learner"] in shown]
+    if not sweeps:
+        return []
+    oracle = plugins.get("selections", selection).obj.uses_target
+    basis = "oracle" if oracle else "source_val"
+    if not oracle and any(m["convention"] and not store.rows(selection="source_val", **chosen) for m in sweeps):
+        return []  # no source validation under this convention: no tuned rows (the caption of such tables says so)
+    ensure_selection(store, basis, plugins, suite=chosen["suite"], convention=chosen["convention"])
+    rows = store.rows(**chosen, threshold_policy=policy, selection=basis)
+    # Shown in the table's selection column: how they were chosen is in their label and the caption.
+    return [dataclasses.replace(row, selection=selection) for row in tuned_rows(rows, sweeps, oracle=oracle)]
+
+
 def run_rebuild(args: argparse.Namespace) -> int:
     from fasbench.results.store import rebuild
 
@@ -136,4 +192,41 @@ def run_rebuild(args: argparse.Namespace) -> int:
         out().print(f"skipped {len(skipped)} unreadable runs (rerun each with --restart):", highlight=False)
         for path, why in skipped:
             out().print(f"  {path}: {why}", highlight=False, markup=False)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print what a run is: configuration identity, environment, data, and its results per selection rule."""
+    import json
+
+    from fasbench.runs.files import read_json, read_record
+
+    directory = Path(args.run)
+    if not (directory / "config.json").is_file():
+        matches = sorted(
+            p.parent for p in Path(args.out).rglob("config.json") if p.parent.name.split("-")[-1].startswith(args.run)
+        )
+        if len(matches) != 1:
+            raise FasbenchError(
+                f"{args.run!r} names {len(matches)} run directories under {args.out}"
+                + (f": {', '.join(map(str, matches[:5]))}" if matches else "; give a run directory or a run id")
+            )
+        directory = matches[0]
+    config = read_json(directory / "config.json", "it is not a run directory")
+    shown: dict = {"run_dir": str(directory), "config": config}
+    if (directory / "environment.json").exists():
+        shown["environment"] = read_json(directory / "environment.json", "rerun with --restart")
+    if (directory / "done").exists():
+        record = read_record(directory)
+        shown["identity"] = record["config"]
+        shown["data"] = record.get("data")
+        shown["results"] = {
+            f"{e['selection']} / {e['policy']} / {e['level']}": {"steps": e.get("steps"), **e["metrics"]}
+            for e in record["evaluations"]
+        }
+    elif (directory / "failed.json").exists():
+        shown["failed"] = read_json(directory / "failed.json", "")
+    else:
+        shown["status"] = "not finished"
+    out().print_json(json.dumps(shown, sort_keys=True, default=str))
     return 0

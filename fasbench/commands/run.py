@@ -12,6 +12,7 @@ from fasbench.benchmark import BenchmarkSpec, load_benchmark
 from fasbench.console import err, out, warn_broken
 from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.plugins import installed_plugins
+from fasbench.runs.sweep import draw
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +62,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--learners", nargs="+", help="default: registry.yaml leaderboard.learners")
     bench.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
     bench.add_argument("--shard", default="0/1", help="run only the i-th of n slices of the matrix (default 0/1)")
+    bench.add_argument(
+        "--sweep", type=int, default=1, metavar="N", help="N hyper-parameter trials per cell (1: defaults only)"
+    )
     _common(bench)
-    bench.set_defaults(handler=run_bench, skip_locked=True)
+    bench.set_defaults(handler=run_bench, skip_locked=True, sweep_seed=0)
+
+    sweep = subparsers.add_parser(
+        "sweep",
+        help="random search over a learner's SEARCH_SPACE (each trial an ordinary, resumable run)",
+        description="Trial 0 uses the default hyper-parameters; each other trial draws every hyper-parameter "
+        "from its own hash of (sweep seed, trial, name). The leaderboard then shows a tuned row: per seed, the "
+        "trial and checkpoint with the best source-validation EER.",
+    )
+    sweep.add_argument("learner")
+    sweep.add_argument("--protocol", required=True)
+    sweep.add_argument("--trials", type=int, required=True, help="number of trials, the default one included")
+    sweep.add_argument("--sweep-seed", type=int, default=0, help="seed of the draws (default 0)")
+    _common(sweep)
+    sweep.set_defaults(handler=run_sweep, skip_locked=True)
 
 
 def resolve_device(requested: str) -> str:
@@ -91,7 +109,11 @@ def resolve_preset(spec: BenchmarkSpec, requested: str | None, device: str) -> s
     return preset
 
 
-def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], protocols: list[str]) -> list[dict]:
+def _matrix(
+    args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], protocols: list[str], trials: int = 1
+) -> list[dict]:
+    """Every run config of learners x protocols x trials x seeds (trial 0: default hyper-parameters; a trial
+    t >= 1 draws them from the learner's SEARCH_SPACE, ``fasbench.runs.sweep``)."""
     from fasbench.runs.config import resolve_run_config
 
     plugins = installed_plugins()
@@ -101,6 +123,8 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
     seeds = args.seeds or spec.defaults.get("seeds", [0])
     for protocol in protocols:
         spec.protocol(protocol)
+    sweep_seed = getattr(args, "sweep_seed", 0)
+    spaces = {learner: _search_space(plugins, learner) if trials > 1 else {} for learner in learners}
     configs = [
         resolve_run_config(
             spec,
@@ -112,15 +136,71 @@ def _matrix(args: argparse.Namespace, spec: BenchmarkSpec, learners: list[str], 
             budget=args.budget,
             device=device,
             preset=preset,
-            cfg_options=args.cfg_options,
+            cfg_options={
+                **args.cfg_options,
+                **{f"hparams.{k}": v for k, v in draw(spaces[learner], trial, sweep_seed).items()},
+            },
         )
         for learner in learners
         for protocol in protocols
+        for trial in range(trials)
         for seed in seeds
     ]
     for config in configs:
         _check_reported(spec, config)
     return configs
+
+
+def _search_space(plugins: Any, learner: str) -> dict:
+    """The learner's SEARCH_SPACE, checked; a learner without one is refused, naming those that have one."""
+    from fasbench.runs.sweep import check_space
+
+    learner_class = plugins.get("learners", learner).obj
+    space = dict(getattr(learner_class, "SEARCH_SPACE", {}))
+    if not space:
+        having = [e.name for e in plugins.entries("learners") if getattr(e.obj, "SEARCH_SPACE", None)]
+        raise FasbenchError(
+            f"learner {learner!r} declares no SEARCH_SPACE, so it cannot be swept; "
+            f"learners with one: {', '.join(having)}"
+        )
+    check_space(learner, space, learner_class.all_defaults())
+    return space
+
+
+def _write_sweeps(args: argparse.Namespace, plans: list, trials: int) -> None:
+    """One manifest per swept (learner, protocol): the space, the trials and their configuration ids."""
+    from fasbench.runs.config import config_id
+    from fasbench.runs.sweep import write_manifest
+
+    plugins = installed_plugins()
+    groups: dict = {}
+    for plan in plans:
+        config = plan.config
+        groups.setdefault((config["learner"], config["protocol"]), []).append(config)
+    for (learner, protocol), configs in groups.items():
+        space = _search_space(plugins, learner)
+        per_trial = len(configs) // trials
+        first = configs[0]
+        description = {
+            "learner": learner,
+            "protocol": protocol,
+            "suite": first["suite"],
+            "convention": first["data"]["convention"],
+            "preset": first.get("preset"),
+            "search_space": {k: list(v) for k, v in space.items()},
+            "sweep_seed": getattr(args, "sweep_seed", 0),
+            "n_trials": trials,
+        }
+        listed = [
+            {
+                "trial": trial,
+                "hparams": draw(space, trial, description["sweep_seed"]),
+                "config_id": config_id(configs[trial * per_trial]),
+            }
+            for trial in range(trials)
+        ]
+        path = write_manifest(args.out, description, listed)
+        err().print(f"sweep of {learner} on {protocol}: {trials} trials, listed in {path}", highlight=False)
 
 
 def _check_reported(spec: BenchmarkSpec, config: dict) -> None:
@@ -139,7 +219,9 @@ def _check_reported(spec: BenchmarkSpec, config: dict) -> None:
             )
 
 
-def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]]) -> list[dict]:
+def _execute_all(
+    args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]], trials: int = 1
+) -> list[dict]:
     from fasbench import distributed
     from fasbench.results.store import ResultsStore
     from fasbench.runs.execute import execute, plan_run
@@ -152,6 +234,8 @@ def _execute_all(args: argparse.Namespace, spec: BenchmarkSpec, configs: list[di
     opened: dict = {}  # every run's roles are resolved before the first one trains
     progress = not args.no_progress
     plans = [plan_run(c, plugins, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
+    if trials > 1 and distributed.is_main():
+        _write_sweeps(args, plans, trials)
     records = []
     for index, plan in enumerate(plans, 1):
         config = plan.config
@@ -243,7 +327,22 @@ def run_bench(args: argparse.Namespace) -> int:
     protocols = args.protocols or list(spec.leaderboard.get("protocols", spec.protocols))
     if args.seeds is None and "seeds" in spec.leaderboard:
         args.seeds = list(spec.leaderboard["seeds"])
-    configs = _matrix(args, spec, learners, protocols)[index::count]
+    trials = args.sweep
+    if trials < 1:
+        raise FasbenchError(f"--sweep needs at least 1 trial, got {trials}")
+    configs = _matrix(args, spec, learners, protocols, trials)
+    if count > 1 and trials > 1:
+        raise FasbenchError("--shard and --sweep together are not supported; run the sweep on one machine")
+    configs = configs[index::count]
     err().print(f"shard {index}/{count}: {len(configs)} runs", highlight=False)
-    _finish(spec, _execute_all(args, spec, configs))
+    _finish(spec, _execute_all(args, spec, configs, trials))
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    spec = load_benchmark(args.benchmark)
+    if args.trials < 2:
+        raise FasbenchError(f"--trials must be at least 2 (trial 0 is the defaults), got {args.trials}")
+    configs = _matrix(args, spec, [args.learner], [args.protocol], args.trials)
+    _finish(spec, _execute_all(args, spec, configs, args.trials))
     return 0

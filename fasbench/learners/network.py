@@ -89,6 +89,7 @@ class NetworkLearner(Learner):
     """
 
     uses_depth: ClassVar[bool] = False
+    BACKBONE: ClassVar[Mapping[str, Any]] = {"type": "rfmeta_cnn"}  # RF-Meta's feature extractor
 
     def __init__(
         self,

@@ -6,10 +6,14 @@ mean and spread across seeds. A table never mixes suites, threshold policies, se
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +49,9 @@ class Leaderboard:
     convention: str = ""
     convention_summary: str = ""  # where each role's videos come from (registry.yaml's convention)
     note: str = ""  # why cells are empty, when they are
+    configuration: str = ""  # which configuration the cells are (preset, budget)
+    oracle: bool = False  # the selection looked at the target domain
+    config_ids: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (learner, protocol) -> config id
 
     @property
     def protocols_shown(self) -> list[str]:
@@ -53,14 +60,15 @@ class Leaderboard:
     @property
     def caption(self) -> str:
         selection = self.selection
-        if selection == "oracle":
-            selection = "oracle (checkpoint chosen on the target domain; not a domain-generalization result)"
+        if self.oracle:
+            selection += " (oracle: chosen on the target domain; not a domain-generalization result)"
         ns = sorted({c.n for c in self.cells.values()}) or [0]
         seeds = f"n = {ns[0]} seeds" if len(ns) == 1 else f"n = {ns[0]}-{ns[-1]} seeds"
         policy = self.threshold_policy
         if policy == "test_eer":
             policy = "test_eer (threshold at the target set's own EER, as the DG-FAS literature reports)"
         data = f"; data {self.convention_summary or 'convention ' + self.convention}" if self.convention else ""
+        data += f"; {self.configuration}" if self.configuration else ""
         note = f" {self.note}" if self.note else ""
         return (
             f"Suite {self.suite}{data}; {self.level}-level scores; HTER threshold policy {policy}; model selection "
@@ -153,6 +161,122 @@ def build_leaderboard(
             for learner, cell in present.items():
                 if math.isclose(cell.mean, best, rel_tol=0, abs_tol=1e-12):
                     cells[(learner, column, metric)] = Cell(cell.mean, cell.std, cell.n, best=True)
-    return Leaderboard(
-        learners, columns, list(metrics), cells, suite, policy, selection, level, higher, convention, convention_summary
+    presets = {r.preset or "none" for r in rows}
+    budgets = {r.budget for r in rows}
+    configuration = (
+        f"configuration: preset {presets.pop()}, {budgets.pop()} training steps"
+        if len(presets) == 1 and len(budgets) == 1
+        else "configurations differ between rows (--format json lists each cell's config id)"
     )
+    config_ids = {(r.learner, r.protocol): r.config_id for r in rows}
+    return Leaderboard(
+        learners, columns, list(metrics), cells, suite, policy, selection, level, higher, convention,
+        convention_summary, configuration=configuration, oracle=any(r.oracle for r in rows), config_ids=config_ids,
+    )  # fmt: skip
+
+
+BENCHMARK = "benchmark"  # the configuration registry.yaml describes: no preset, no override
+
+
+def parse_where(items: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["hparams.lr=1e-4", "budget=300"]`` -> [(path, value)] with values read as YAML scalars."""
+    import yaml
+
+    parsed = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FasbenchError(f"--where expects FIELD=VALUE (e.g. hparams.lr=1e-4, budget=300), got {item!r}")
+        parsed.append((key.strip(), yaml.safe_load(value)))
+    return parsed
+
+
+def _describe(rows: Sequence[ResultRow]) -> str:
+    seeds = sorted({r.seed for r in rows})
+    first = rows[0]
+    finished = max((r.finished or 0) for r in rows)
+    date = time.strftime("%Y-%m-%d", time.localtime(finished)) if finished else "?"
+    overrides = json.dumps(first.identity.get("overrides") or {}, sort_keys=True)
+    return (
+        f"config {first.config_id}: preset {first.preset or 'none'}, budget {first.budget}, overrides {overrides}, "
+        f"seeds {','.join(map(str, seeds))}, {date}"
+    )
+
+
+def choose_configuration(
+    rows: Sequence[ResultRow],
+    *,
+    config: str | None = None,
+    preset: str | None = None,
+    where: Sequence[tuple[str, Any]] = (),
+    exclude: set[str] = frozenset(),
+) -> list[ResultRow]:
+    """The rows of exactly one configuration per (learner, protocol).
+
+    ``config`` (an id or its prefix) or ``preset`` (a preset name, or ``none``) or ``where`` filters choose it;
+    with none of them, the benchmark configuration (no preset, no override) is taken. ``exclude`` holds config
+    ids that are not candidates (a sweep's drawn trials: they make the tuned rows). Nothing matching, or
+    several configurations left for one cell, is refused with the configurations found.
+    """
+    rows = [r for r in rows if r.config_id not in exclude]
+    chosen = list(rows)
+    if config is not None:
+        chosen = [r for r in chosen if r.config_id.startswith(config)]
+    if preset is not None:
+        chosen = [r for r in chosen if (r.preset or "none") == preset]
+    for path, value in where:
+        matched = []
+        for row in chosen:
+            try:
+                found = row.field(path)
+            except KeyError:
+                continue
+            if found == value or (
+                isinstance(found, float) and isinstance(value, (int, float)) and found == float(value)
+            ):
+                matched.append(row)
+        chosen = matched
+    if config is None and preset is None and not where:
+        chosen = [r for r in chosen if r.preset is None and not (r.identity.get("overrides") or {})]
+    listing = "; ".join(sorted({_describe([r for r in rows if r.config_id == c]) for c in {r.config_id for r in rows}}))
+    if not chosen:
+        default = config is None and preset is None and not where
+        asked = "the benchmark configuration (no preset, no override)" if default else "the filters"
+        raise FasbenchError(
+            f"no run matches {asked}; the results hold {listing or 'nothing'}. Choose with --preset NAME, "
+            "--config ID or --where FIELD=VALUE"
+        )
+    by_cell: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in chosen:
+        by_cell[(row.learner, row.protocol)].add(row.config_id)
+    mixed = {cell: ids for cell, ids in by_cell.items() if len(ids) > 1}
+    if mixed:
+        (learner, protocol), ids = next(iter(sorted(mixed.items())))
+        found = "; ".join(_describe([r for r in chosen if r.config_id == c]) for c in sorted(ids))
+        raise FasbenchError(
+            f"{learner} on {protocol} has {len(ids)} configurations here ({found}); a cell aggregates one: "
+            "choose with --config ID, --preset NAME or --where FIELD=VALUE"
+        )
+    return chosen
+
+
+def tuned_rows(rows: Sequence[ResultRow], manifests: Sequence[Mapping[str, Any]], *, oracle: bool) -> list[ResultRow]:
+    """One row per (sweep, seed): the trial (and checkpoint, chosen by each trial's own rows' selection) with
+    the best source-validation EER, or, when ``oracle``, the best target HTER. ``rows`` hold the trials' rows
+    under the table's policy and level and the matching selection (``source_val`` or an oracle rule)."""
+    tuned = []
+    for manifest in manifests:
+        trials = {t["config_id"]: t["trial"] for t in manifest["trials"]}
+        candidates = [r for r in rows if r.config_id in trials and r.learner == manifest["learner"]]
+        for seed in sorted({r.seed for r in candidates}):
+            of_seed = sorted((r for r in candidates if r.seed == seed), key=lambda r: trials[r.config_id])
+            value = (lambda r: r.summary["target"]["HTER"]) if oracle else (lambda r: r.summary["source_val"]["EER"])
+            best = min(of_seed, key=value)  # ties: the lower trial (the defaults first)
+            basis = "oracle: on the target" if oracle else "on source validation"
+            label = f"{manifest['learner']} (tuned: {len(of_seed)} of {manifest['n_trials']} trials, {basis})"
+            tuned.append(
+                dataclasses.replace(
+                    best, learner=label, config_id=f"sweep:{best.config_id}", oracle=oracle or best.oracle
+                )
+            )
+    return tuned

@@ -122,11 +122,14 @@ def to_csv(board: Leaderboard) -> str:
 
 def to_json(board: Leaderboard) -> str:
     cells = [
-        {"learner": lrn, "protocol": col, "metric": m, "mean": c.mean, "std": c.std, "n": c.n, "best": c.best}
+        {
+            "learner": lrn, "protocol": col, "metric": m, "mean": c.mean, "std": c.std, "n": c.n, "best": c.best,
+            "config_id": board.config_ids.get((lrn, col)),
+        }
         for lrn in board.learners
         for col, m in _columns(board)
         if (c := board.cells.get((lrn, col, m))) is not None
-    ]
+    ]  # fmt: skip
     meta = {k: getattr(board, k) for k in ("suite", "threshold_policy", "selection", "level")}
     return json.dumps({**meta, "caption": board.caption, "cells": cells}, indent=2) + "\n"
 

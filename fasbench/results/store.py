@@ -1,17 +1,23 @@
-"""The results store: SQLite (WAL) rows of finished runs, safe under concurrent writers, rebuildable.
+"""The results store: SQLite (WAL) rows of finished runs, an index of the run directories, rebuildable.
 
-One row per (run, model selection, threshold policy, score level); the run directories stay the truth
-(``record.json``), so ``rebuild`` can always recreate the store from them.
+One row per (run, model selection, threshold policy, score level), each carrying its configuration's
+identity (config id, preset, overrides, budget, backbone, hyper-parameters, videos, code revision), so a
+table never aggregates two configurations. The run directories stay the truth (``record.json``,
+``evals.jsonl``): ``rebuild`` recreates the store from them, and a store of an older schema is rebuilt
+when opened with its runs folder, never misread.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,13 @@ CREATE TABLE IF NOT EXISTS results (
     steps INTEGER,
     train_seconds REAL,
     finished REAL,
+    config_id TEXT NOT NULL,
+    preset TEXT,
+    budget INTEGER,
+    identity TEXT NOT NULL,
+    selected_steps TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    oracle INTEGER NOT NULL,
     PRIMARY KEY (run_id, selection, threshold_policy, level)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,13 +63,18 @@ CREATE TABLE IF NOT EXISTS runs (
     step INTEGER,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS histories (
+    run_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 CREATE INDEX IF NOT EXISTS results_by_table ON results (suite, convention, threshold_policy, selection, level);
 """
-SCHEMA_VERSION = 2  # PRAGMA user_version; a store of another version is refused until rebuilt
+SCHEMA_VERSION = 3  # PRAGMA user_version; a store of another version is rebuilt from its run directories
 COLUMNS = (
     "run_id selection threshold_policy level learner protocol suite convention seed metrics threshold run_dir "
-    "status steps train_seconds finished"
+    "status steps train_seconds finished config_id preset budget identity selected_steps summary oracle"
 ).split()
+JSON_COLUMNS = ("metrics", "identity", "selected_steps", "summary")
 
 
 @dataclass(frozen=True)
@@ -79,35 +97,82 @@ class ResultRow:
     steps: int | None = None
     train_seconds: float | None = None
     finished: float | None = None
+    config_id: str = ""
+    preset: str | None = None
+    budget: int | None = None
+    identity: Mapping[str, Any] = field(default_factory=dict)  # fasbench.runs.config.identity of the run
+    selected_steps: list[int] = field(default_factory=list)  # the evaluations whose metrics these are
+    summary: Mapping[str, Any] = field(default_factory=dict)  # what selection chooses on, at those evaluations
+    oracle: bool = False  # the selection looked at the target domain
 
-    def as_sql(self) -> tuple:
-        values = asdict(self)
-        values["metrics"] = json.dumps(dict(self.metrics), sort_keys=True)
-        return tuple(values[c] for c in COLUMNS)
+    def as_sql(self, encoded: dict[int, str] | None = None) -> tuple:
+        """The row's values in COLUMNS order; ``encoded`` caches the JSON of values shared by many rows (a run's
+        identity), keyed by object id."""
+        values = []
+        for column in COLUMNS:
+            value = getattr(self, column)
+            if column in JSON_COLUMNS:
+                if encoded is not None and id(value) in encoded:
+                    value = encoded[id(value)]
+                else:
+                    text = json.dumps(value, sort_keys=True)
+                    if encoded is not None:
+                        encoded[id(value)] = text
+                    value = text
+            elif column == "oracle":
+                value = int(value)
+            values.append(value)
+        return tuple(values)
 
     @classmethod
     def from_sql(cls, row: tuple) -> ResultRow:
         values = dict(zip(COLUMNS, row, strict=True))
-        values["metrics"] = json.loads(values["metrics"])
+        for name in JSON_COLUMNS:
+            values[name] = json.loads(values[name])
+        values["oracle"] = bool(values["oracle"])
         return cls(**values)
+
+    def field(self, path: str) -> Any:
+        """A recorded value by dotted path (``budget``, ``preset``, ``hparams.lr``, ``backbone.width``, ``seed``)."""
+        head, _, rest = path.partition(".")
+        if not rest and head in COLUMNS:
+            return getattr(self, head)
+        value: Any = self.identity
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                raise KeyError(path)
+            value = value[part]
+        return value
 
 
 class ResultsStore:
     """A SQLite file of ``ResultRow``s. Each write is one short IMMEDIATE transaction, retried while busy."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 60.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 60.0, *, runs_root: str | Path | None = None) -> None:
+        """Open (or create) the store at ``path``. A store of another schema version is rebuilt from
+        ``runs_root`` when given (with a message), and refused otherwise."""
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-            if version not in (0, SCHEMA_VERSION) or (version == 0 and tables):
-                raise FasbenchError(
-                    f"the results store {self.path} has schema version {version}, this fasbench writes "
-                    f"{SCHEMA_VERSION}; recreate it from the run directories with `fasbench results rebuild "
-                    f"--out {self.path.parent}`"
-                )
+            outdated = version not in (0, SCHEMA_VERSION) or (version == 0 and tables)
+        if outdated and runs_root is None:
+            raise FasbenchError(
+                f"the results store {self.path} has schema version {version}, this fasbench writes "
+                f"{SCHEMA_VERSION}; recreate it from the run directories with `fasbench results rebuild "
+                f"--out {self.path.parent}`"
+            )
+        if outdated:
+            from fasbench.console import get_logger
+
+            count, skipped = rebuild(self.path, runs_root)
+            get_logger("fasbench.results").warning(
+                "the results store %s had schema version %s (this fasbench writes %s): rebuilt from the run "
+                "directories, %d rows (%d runs unreadable)", self.path, version, SCHEMA_VERSION, count, len(skipped),
+            )  # fmt: skip
+        with self._connect() as connection:
             connection.executescript(SCHEMA)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -145,10 +210,26 @@ class ResultsStore:
                 time.sleep(0.05)
 
     def put(self, rows: Iterable[ResultRow]) -> None:
-        """Insert or replace rows (a rerun's evaluation replaces the previous one for the same key)."""
+        """Insert or replace rows (a rerun's evaluation replaces the previous one for the same key). Run
+        directories are stored relative to the store's folder, so the folder can move between machines."""
         placeholders = ", ".join("?" for _ in COLUMNS)
         sql = f"INSERT OR REPLACE INTO results ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-        self._write((sql, row.as_sql()) for row in rows)
+        rows = list(rows)
+        encoded: dict[int, str] = {}  # one JSON text per shared identity object (rows keep them alive meanwhile)
+        self._write(
+            (sql, dataclasses.replace(row, run_dir=self._relative(row.run_dir)).as_sql(encoded)) for row in rows
+        )
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - a store lives as long as one command
+    def _relative(self, run_dir: str) -> str:
+        if not run_dir:
+            return run_dir
+        return os.path.relpath(Path(run_dir).resolve(), self.path.parent.resolve())
+
+    def _absolute(self, row: ResultRow) -> ResultRow:
+        if not row.run_dir or Path(row.run_dir).is_absolute():
+            return row
+        return dataclasses.replace(row, run_dir=str(self.path.parent / row.run_dir))
 
     def mark_run(
         self, identity: Mapping[str, Any], status: str, *, error: str | None = None, step: int | None = None
@@ -160,6 +241,23 @@ class ResultsStore:
         if status != "done":
             statements.append(("DELETE FROM results WHERE run_id = ?", (identity["run_id"],)))
         self._write(statements)
+
+    def put_histories(self, histories: Mapping[str, bytes]) -> None:
+        """Keep runs' evaluation histories (``fasbench.selection.History.to_bytes``), so a selection rule written
+        later applies to them from the store alone."""
+        sql = "INSERT OR REPLACE INTO histories (run_id, data) VALUES (?, ?)"
+        self._write((sql, (run_id, data)) for run_id, data in histories.items())
+
+    def histories(self, run_ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored histories of ``run_ids`` (those the store has)."""
+        wanted = list(run_ids)
+        found: dict[str, bytes] = {}
+        with self._connect() as connection:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                sql = f"SELECT run_id, data FROM histories WHERE run_id IN ({', '.join('?' * len(chunk))})"
+                found.update({run_id: data for run_id, data in connection.execute(sql, chunk)})
+        return found
 
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
         """The run table (each run's last status), optionally only those with ``status``."""
@@ -177,7 +275,7 @@ class ResultsStore:
         where = " AND ".join(f"{k} = ?" for k in used) or "1"
         sql = f"SELECT {', '.join(COLUMNS)} FROM results WHERE {where} ORDER BY learner, protocol, seed, run_id"
         with self._connect() as connection:
-            return [ResultRow.from_sql(r) for r in connection.execute(sql, tuple(used.values()))]
+            return [self._absolute(ResultRow.from_sql(r)) for r in connection.execute(sql, tuple(used.values()))]
 
     def distinct(self, column: str) -> list[Any]:
         if column not in COLUMNS:
@@ -191,29 +289,49 @@ class ResultsStore:
 
 def rows_from_record(record: Mapping[str, Any], run_dir: str) -> list[ResultRow]:
     """The store rows of one run record (``record.json`` of a finished run)."""
-    rows = []
-    for evaluation in record["evaluations"]:
-        rows.append(
-            ResultRow(
-                run_id=record["run_id"],
-                selection=evaluation["selection"],
-                threshold_policy=evaluation["policy"],
-                level=evaluation["level"],
-                learner=record["learner"],
-                protocol=record["protocol"],
-                suite=record["suite"],
-                convention=record["convention"],
-                seed=int(record["seed"]),
-                metrics=evaluation["metrics"],
-                threshold=evaluation.get("threshold"),
-                run_dir=run_dir,
-                status=record.get("status", "done"),
-                steps=record.get("steps"),
-                train_seconds=record.get("train_seconds"),
-                finished=record.get("finished"),
-            )
+    missing = [key for key in ("config", "convention", "evaluations") if key not in record]
+    if missing:
+        raise FasbenchError(
+            f"the record lacks {', '.join(missing)}: it was made by an older fasbench; rerun the run with --restart"
         )
-    return rows
+    identity = record["config"]
+    run = ResultRow(
+        run_id=record["run_id"],
+        selection="",
+        threshold_policy="",
+        level="",
+        learner=record["learner"],
+        protocol=record["protocol"],
+        suite=record["suite"],
+        convention=record["convention"],
+        seed=int(record["seed"]),
+        run_dir=run_dir,
+        status=record.get("status", "done"),
+        steps=record.get("steps"),
+        train_seconds=record.get("train_seconds"),
+        finished=record.get("finished"),
+        config_id=identity["config_id"],
+        preset=identity.get("preset"),
+        budget=identity.get("budget"),
+        identity=identity,
+    )
+    return [with_result(run, evaluation) for evaluation in record["evaluations"]]
+
+
+def with_result(run: ResultRow, result: Mapping[str, Any]) -> ResultRow:
+    """A row of ``run`` (any of its rows) holding ``result``: one selection rule's outcome under one threshold
+    policy and level (``fasbench.selection.selected``)."""
+    return dataclasses.replace(
+        run,
+        selection=result["selection"],
+        threshold_policy=result["policy"],
+        level=result["level"],
+        metrics=result["metrics"],
+        threshold=result.get("threshold"),
+        selected_steps=list(result.get("steps", [])),
+        summary=result.get("summary", {}),
+        oracle=bool(result.get("oracle", False)),
+    )
 
 
 def rebuild(store_path: str | Path, runs_root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
@@ -223,17 +341,30 @@ def rebuild(store_path: str | Path, runs_root: str | Path) -> tuple[int, list[tu
     run never stops the others from being indexed, and is never half-read.
     """
     from fasbench.runs.files import read_record
+    from fasbench.selection import read_evaluations
 
     rows: list[ResultRow] = []
+    histories: dict[str, bytes] = {}
     skipped: list[tuple[Path, str]] = []
     for done in sorted(Path(runs_root).rglob("done")):
         try:
             record = read_record(done.parent)
-            rows.extend(rows_from_record(record, str(done.parent)))
+            found = rows_from_record(record, str(done.parent))
+            history = read_evaluations(done.parent / "evals.jsonl").to_bytes()
         except (FasbenchError, KeyError, TypeError, ValueError) as error:
             skipped.append((done.parent / "record.json", str(error)))
+            continue
+        rows.extend(found)
+        histories[record["run_id"]] = history
     store_path = Path(store_path)
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)  # whatever its schema: the run directories are the truth
-    ResultsStore(store_path).put(rows)
+    store = ResultsStore(store_path)
+    store.put(rows)
+    store.put_histories(histories)
     return len(rows), skipped
+
+
+def identity_row(row: ResultRow) -> dict[str, Any]:
+    """The configuration a row belongs to, for listings: id, preset, budget and the overrides given."""
+    return {"config_id": row.config_id, "preset": row.preset, "budget": row.budget, **row.identity}

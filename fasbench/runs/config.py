@@ -1,8 +1,10 @@
 """One run's fully resolved configuration and its identity (a hash of the canonical spec).
 
-Layers, later wins: registry.yaml ``defaults`` -> the learner's DEFAULTS and registry.yaml ``learners``
-entry -> a preset -> ``--cfg-options``. The result is stored with the run; the run directory is named
-by its hash, so a rerun of the same spec finds (and skips or resumes) the same directory.
+Layers, later wins: registry.yaml ``defaults`` (budget, intervals, data) and the learner class (``BACKBONE``,
+``DEFAULTS`` with the core's ``CORE_HPARAMS``; the backbone class's own option defaults) -> registry.yaml's
+``learners`` entry, which holds only what differs from them -> a preset -> ``--budget`` and ``--cfg-options``
+(recorded as ``overrides``). Nothing here restates a default. The result is stored with the run; the run
+directory is named by its hash, so a rerun of the same spec finds (and skips or resumes) the same directory.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from fasbench.interfaces import Learner
 from fasbench.plugins import PluginRegistry
 from fasbench.runs.schema import check_run_config
 
-DEFAULT_BACKBONE = {"type": "rfmeta_cnn"}
-DEFAULT_DATA = {"convention": "fasbench", "workers": 0, "eval_batch_size": 128}
-# Keys that change no number (where the run is written, how many loader processes): left out of the hash.
-NOT_HASHED = {("data", "workers")}
+# Keys that change no number (how many loader processes; how the user spelled the configuration): not hashed.
+NOT_HASHED = {("data", "workers"), (None, "overrides")}
+
+
+RUN_DEFAULTS = ("budget", "eval_every", "checkpoint_every", "log_every")  # registry.yaml defaults: required there
 
 
 def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,24 +75,25 @@ def resolve_run_config(
         "seed": int(seed),
         "device": device,
         "preset": preset,
-        "budget": int(defaults.get("budget", 5000)),
-        "eval_every": int(defaults.get("eval_every", 100)),
-        "checkpoint_every": int(defaults.get("checkpoint_every", 100)),
-        "log_every": int(defaults.get("log_every", 10)),
-        "backbone": _merge(DEFAULT_BACKBONE, learner_spec.backbone),
+        **{key: defaults[key] for key in RUN_DEFAULTS},
+        "backbone": _merge(learner_class.BACKBONE, learner_spec.backbone),
         "hparams": _merge(learner_class.all_defaults(), learner_spec.hparams),
-        "data": _merge(DEFAULT_DATA, defaults.get("data", {})),
+        "data": dict(defaults["data"]),
     }
     if preset is not None:
         overlay = {k: v for k, v in spec.preset(preset).items() if k != "description"}
         config = _merge(config, overlay)
+    overrides: dict[str, Any] = {}
     if budget is not None:
         config["budget"] = int(budget)
+        overrides["budget"] = int(budget)
     if cfg_options:
+        overrides.update(cfg_options)
         merged = Config(config)
         merged.merge_from_dict(dict(cfg_options))
         config = merged.to_dict()
     config["data"] = resolve_data(spec, config["data"])
+    config["overrides"] = overrides
     _check(config, plugins, learner_class)
     return json.loads(json.dumps(config))  # plain JSON types only (tuples -> lists)
 
@@ -119,15 +123,45 @@ def _check(config: Mapping[str, Any], plugins: PluginRegistry, learner_class: ty
 def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of the config that determines the numbers (what the run id hashes)."""
     hashed = json.loads(json.dumps(config))
+    hashed.pop("run_id", None)
     for section, key in NOT_HASHED:
-        hashed.get(section, {}).pop(key, None)
+        (hashed if section is None else hashed.get(section, {})).pop(key, None)
     return hashed
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
 def run_id(config: Mapping[str, Any]) -> str:
     """12 hex digits of the SHA-256 of the canonical config (sorted-key JSON)."""
-    text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return _digest(canonical(config))
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    """The configuration's id: the run id without the seed, shared by the seeds of one configuration (a
+    leaderboard cell aggregates exactly one)."""
+    return _digest({k: v for k, v in canonical(config).items() if k != "seed"})
+
+
+def identity(config: Mapping[str, Any], environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a result is the result of: configuration id, preset and overrides, budget, backbone,
+    hyper-parameters, data convention and the resolved videos' hash, code revision and plugin versions."""
+    environment = environment or {}
+    return {
+        "config_id": config_id(config),
+        "preset": config.get("preset"),
+        "overrides": config.get("overrides", {}),
+        "budget": config["budget"],
+        "eval_every": config["eval_every"],
+        "backbone": config["backbone"],
+        "hparams": config["hparams"],
+        "convention": config["data"]["convention"],
+        "videos_sha256": config["data"].get("videos_sha256"),
+        "fasbench": environment.get("fasbench"),
+        "git": environment.get("git"),
+        "plugins": environment.get("plugins"),
+    }
 
 
 def run_dir(out: str | Path, config: Mapping[str, Any]) -> Path:

@@ -25,10 +25,11 @@ from fasbench.evaluation import LEVELS, POLICY_NAMES
 from fasbench.plugins import PluginRegistry
 from fasbench.results.store import ResultsStore, rows_from_record
 from fasbench.runs import files, scoring
-from fasbench.runs.config import run_dir, run_id
+from fasbench.runs.config import identity, run_dir, run_id
 from fasbench.runs.environment import describe_environment
 from fasbench.runs.interaction import ProgressBar, interrupt_at_step_boundary
 from fasbench.runs.plan import PlannedRun, build_learner, plan_run
+from fasbench.selection import read_evaluations, rules, selected
 from fasbench.training import non_finite_tensors
 
 DIVERGED_FIX = (
@@ -65,7 +66,6 @@ class Run:
         self.progress = progress
         data = self.config["data"]
         self.has_validation = data["validation"] != "none"
-        self.selections = ["last", *scoring.available_rules(self.has_validation)]
         self.policies = [p for p in POLICY_NAMES if self.has_validation or p != "source_val"]
         eval_frames = data["eval_frames_per_video"]
         self.target_rows = caches[config["target"]].video_rows(roles.target.target, eval_frames)
@@ -83,7 +83,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         config_file = self.dir / "config.json"
         stored = json.loads(config_file.read_text()) if config_file.exists() else None
-        if stored is not None and run_id({k: v for k, v in stored.items() if k != "run_id"}) != self.id:
+        if stored is not None and run_id(stored) != self.id:
             raise FasbenchError(f"{config_file} belongs to another configuration; remove {self.dir} or use --out")
         atomic.write_json(config_file, {**self.config, "run_id": self.id})
 
@@ -102,6 +102,7 @@ class Run:
                 record = files.read_record(self.dir)
                 if store is not None:
                     store.put(rows_from_record(record, str(self.dir)))
+                    store.put_histories({self.id: read_evaluations(self.dir / files.EVALS).to_bytes()})
                 return {**record, "skipped": True}
             if distributed.is_main():
                 self._prepare_directory()
@@ -116,6 +117,7 @@ class Run:
                     raise
             if store is not None and distributed.is_main():
                 store.put(rows_from_record(record, str(self.dir)))
+                store.put_histories({self.id: read_evaluations(self.dir / files.EVALS).to_bytes()})
                 store.mark_run(self._identity(), "done")
             return record
 
@@ -174,11 +176,10 @@ class Run:
         learner = build_learner(config, self.plugins, device)
         checkpoint_file = self.dir / files.CHECKPOINT
         checkpoint = files.load_checkpoint(checkpoint_file)
-        trackers: dict[str, Any] = {rule: None for rule in self.selections[1:]}
         train_seconds = 0.0
         if checkpoint is not None:
             learner.load_state_dict(checkpoint["learner"])
-            trackers, train_seconds = checkpoint["trackers"], checkpoint["train_seconds"]
+            train_seconds = checkpoint["train_seconds"]
             log.info("resuming %s from step %d", self.dir, learner.step)
         log.info(
             "run %s: %s on %s (%s -> %s, suite %s, seed %d), %d steps on %s",
@@ -196,12 +197,13 @@ class Run:
             _average_gradients_before_steps(learner)
         if distributed.is_main():
             files.truncate_evals(self.dir / files.EVALS, learner.step)
+            scoring.forget_evaluations_after(self.dir, learner.step)
             (self.dir / files.FAILED).unlink(missing_ok=True)  # an earlier failure is retried from its checkpoint
-        self._loop(learner, trackers, train_seconds, checkpoint_file)
+        self._loop(learner, train_seconds, checkpoint_file)
         distributed.barrier()
         return self._record(learner) if distributed.is_main() else {"run_id": self.id, "rank": distributed.rank()}
 
-    def _loop(self, learner: Any, trackers: dict, train_seconds: float, checkpoint_file: Path) -> None:
+    def _loop(self, learner: Any, train_seconds: float, checkpoint_file: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         from fasbench.data import domain_batches
@@ -232,12 +234,12 @@ class Run:
                     if step % config["log_every"] == 0 or step == budget:
                         self._log_step(learner, step, logs, writer, bar)
                     if main and (step % config["eval_every"] == 0 or step == budget):
-                        self._evaluate(learner, trackers, writer)
+                        self._evaluate(learner, writer)
                     periodic = step % config["checkpoint_every"] == 0 or step == budget
                     if main and (periodic or interrupt.requested):
                         self._check_state(learner, step)  # a checkpoint never holds a NaN
                         elapsed = train_seconds + time.monotonic() - started
-                        state = {"learner": learner.state_dict(), "trackers": dict(trackers), "train_seconds": elapsed}
+                        state = {"learner": learner.state_dict(), "train_seconds": elapsed}
                         files.save_checkpoint(checkpoint_file, state)
                     if interrupt.requested:
                         err().print(f"[yellow]interrupted at step {step}; rerun the same command to resume[/]")
@@ -277,18 +279,13 @@ class Run:
                 writer.add_scalar(f"train/{name}", value, step)
         bar.update(step, values.get("loss", next(iter(values.values()), float("nan"))))
 
-    def _evaluate(self, learner: Any, trackers: dict, writer: Any) -> None:
+    def _evaluate(self, learner: Any, writer: Any) -> None:
+        """Score the target and the source validation videos; record every metric and keep the scores."""
         config, data, device = self.config, self.config["data"], self.config["device"]
         target_letter = config["target"]
         target = scoring.score_domain(
             learner, self.caches[target_letter], self.target_rows, data, target_letter, device
         )
-        line: dict[str, Any] = {
-            "step": learner.step,
-            "target": scoring.evaluate(target, policy="test_eer", level="video", metrics=["AUC", "EER", "HTER"])[
-                "metrics"
-            ],
-        }
         source_val = None
         if self.has_validation:
             source_val = scoring.concat_tables(
@@ -297,10 +294,12 @@ class Run:
                     for letter, rows in self.validation_rows.items()
                 ]
             )
-            line["source_val"] = scoring.evaluate(source_val, policy="test_eer", level="video", metrics=["AUC", "EER"])[
-                "metrics"
-            ]
-        atomic.append_line(self.dir / "evals.jsonl", json.dumps(line, sort_keys=True))
+        line = scoring.evaluation_record(learner.step, target, source_val, self.policies, LEVELS, self.plugins)
+        run_attrs = {"run_id": self.id, **{key: config[key] for key in ("learner", "protocol", "suite", "seed")}}
+        scoring.save_evaluation_scores(
+            self.dir, learner.step, target, source_val, {**run_attrs, "convention": data["convention"]}
+        )
+        atomic.append_line(self.dir / files.EVALS, json.dumps(line, sort_keys=True))
         parts = [part for part in ("target", "source_val") if part in line]
         step_log.info(
             "step %d: evaluation %s",
@@ -310,21 +309,13 @@ class Run:
         for part in parts:
             for name, value in line[part].items():
                 writer.add_scalar(f"{part}/{name}", value, learner.step)
-        run_attrs = {"run_id": self.id, **{key: config[key] for key in ("learner", "protocol", "suite", "seed")}}
-        run_attrs["convention"] = data["convention"]
-        if learner.step == config["budget"]:
-            scoring.save_selection(self.dir, "last", target, source_val, learner.step, run_attrs)
-        for rule in trackers:
-            value = scoring.selection_value(line, rule)
-            best = trackers[rule]
-            if scoring.is_better(rule, value, None if best is None else best["value"]):
-                trackers[rule] = {"value": value, "step": learner.step}
-                scoring.save_selection(self.dir, rule, target, source_val, learner.step, run_attrs)
 
     def _record(self, learner: Any) -> dict[str, Any]:
         config = self.config
         checkpoint = files.load_checkpoint(self.dir / files.CHECKPOINT)
-        evaluations = scoring.final_evaluations(self.dir, self.selections, self.policies, LEVELS, 0, config["seed"])
+        history = read_evaluations(self.dir / files.EVALS)
+        evaluations = selected(history, rules(self.plugins))
+        environment = files.read_json(self.dir / "environment.json", "rerun with --restart")
         record = {
             "run_id": self.id,
             "learner": config["learner"],
@@ -337,7 +328,8 @@ class Run:
             "steps": learner.step,
             "train_seconds": checkpoint["train_seconds"],
             "finished": time.time(),
-            "selected_steps": {rule: t["step"] for rule, t in checkpoint["trackers"].items()},
+            "config": identity(config, environment),
+            "evaluation_steps": history.steps.tolist(),
             "evaluations": evaluations,
         }
         atomic.write_json(self.dir / "metrics.json", evaluations)

@@ -31,7 +31,7 @@ EVALS = "evals.jsonl"
 DONE = "done"
 FAILED = "failed.json"
 LOCK = "lock"
-CHECKPOINT_KEYS = ("learner", "trackers", "train_seconds")
+CHECKPOINT_KEYS = ("learner", "train_seconds")
 RESTART_HINT = "rerun the same command with --restart to discard it and train from step 0"
 
 

@@ -31,6 +31,7 @@ TOP: dict[str, tuple[str, ...]] = {
     "backbone": ("a mapping",),
     "hparams": ("a mapping",),
     "data": ("a mapping",),
+    "overrides": ("a mapping",),
 }
 DATA: dict[str, tuple[str, ...]] = {
     "convention": (_TEXT,),
@@ -109,6 +110,8 @@ def check_run_config(config: Mapping[str, Any], plugins: PluginRegistry, learner
         raise FasbenchError("data.workers must be >= 0 and data.eval_batch_size >= 1")
     check_hparams(config["learner"], config["hparams"], learner_defaults)
     backbone = config["backbone"]
+    if not backbone:
+        return _check_domains(config)  # a learner that builds no backbone from the registry
     if not isinstance(backbone.get("type"), str):
         raise FasbenchError(f"backbone.type must name a backbone (see `fasbench list backbones`), got {backbone}")
     known = option_names(plugins.get("backbones", backbone["type"]).obj)
@@ -117,5 +120,9 @@ def check_run_config(config: Mapping[str, Any], plugins: PluginRegistry, learner
         for key in backbone:
             if key != "type" and key not in known:
                 raise _unknown("backbone.", key, [*known, "type"])
+    _check_domains(config)
+
+
+def _check_domains(config: Mapping[str, Any]) -> None:
     for letter, domain in config["domains"].items():
         _check_keys(domain, {"dataset": (_TEXT,), "options": ("a mapping",)}, f"domains.{letter}.")

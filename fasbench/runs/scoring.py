@@ -1,4 +1,4 @@
-"""Scoring a learner on cached domains, and tracking the checkpoints each model-selection rule would pick."""
+"""Scoring a learner on cached domains, and recording every periodic evaluation (metrics and scores)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from typing import Any
 import numpy as np
 
 from fasbench.errors import TrainingError
-from fasbench.evaluation import ScoreTable, evaluate, read_scores, write_scores
+from fasbench.evaluation import ScoreTable, evaluate, write_scores
 from fasbench.evaluation.table import COLUMNS
-
-SELECTION_RULES = {
-    # rule: (score set, metric, lower is better) -- at video level, threshold at that set's own EER
-    "source_val": ("source_val", "EER", True),
-    "oracle": ("target", "HTER", True),
-}
+from fasbench.selection import SUMMARY
 
 
 def score_domain(
@@ -65,55 +60,49 @@ def concat_tables(tables: Sequence[ScoreTable]) -> ScoreTable:
     return ScoreTable(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in COLUMNS})
 
 
-def selection_value(evaluation: Mapping[str, Any], rule: str) -> float:
-    source, metric, _ = SELECTION_RULES[rule]
-    return float(evaluation[source][metric])
+def eval_scores_path(run_dir: Path, step: int, part: str) -> Path:
+    """The scores of one periodic evaluation: ``evals/<step>-<part>.h5`` (part: target or source_val)."""
+    return run_dir / "evals" / f"{step:08d}-{part}.h5"
 
 
-def is_better(rule: str, value: float, best: float | None) -> bool:
-    """Strictly better only: on ties the earlier checkpoint stays chosen."""
-    lower = SELECTION_RULES[rule][2]
-    return best is None or (value < best if lower else value > best)
-
-
-def scores_path(run_dir: Path, selection: str, part: str) -> Path:
-    return run_dir / "scores" / f"{selection}-{part}.h5"
-
-
-def save_selection(
-    run_dir: Path,
-    selection: str,
+def evaluation_record(
+    step: int,
     target: ScoreTable,
     source_val: ScoreTable | None,
-    step: int,
-    run_attrs: Mapping[str, Any] | None = None,
+    policies: Sequence[str],
+    levels: Sequence[str],
+    plugins: Any,
+) -> dict[str, Any]:
+    """One line of ``evals.jsonl``: the summary a selection rule chooses on, and every metric under every
+    policy and level (so any rule, even one written later, is applied without reading the scores again)."""
+    summary = evaluate(target, policy="test_eer", level="video", metrics=SUMMARY["target"], plugins=plugins)
+    line: dict[str, Any] = {"step": step, "target": summary["metrics"]}
+    if source_val is not None:
+        line["source_val"] = evaluate(
+            source_val, policy="test_eer", level="video", metrics=SUMMARY["source_val"], plugins=plugins
+        )["metrics"]
+    line["metrics"] = {}
+    for policy in policies:
+        for level in levels:
+            result = evaluate(target, policy=policy, source_val=source_val, level=level, plugins=plugins)
+            keys = ("metrics", "threshold", "n_videos", "n_frames", "n_live", "n_spoof")
+            line["metrics"][f"{result['policy']}/{level}"] = {key: result[key] for key in keys}
+    return line
+
+
+def save_evaluation_scores(
+    run_dir: Path, step: int, target: ScoreTable, source_val: ScoreTable | None, run_attrs: Mapping[str, Any]
 ) -> None:
-    """Write the selected checkpoint's score files; ``run_attrs`` (learner, protocol, ...) go in as attributes."""
+    """Keep the scores of one periodic evaluation (atomic files; a resumed run rewrites later ones)."""
     for part, table in (("target", target), ("source_val", source_val)):
-        if table is None:
-            continue
-        attrs = {**(run_attrs or {}), "selection": selection, "step": step, "part": part}
-        write_scores(scores_path(run_dir, selection, part), table, attrs)
+        if table is not None:
+            write_scores(eval_scores_path(run_dir, step, part), table, {**run_attrs, "step": step, "part": part})
 
 
-def available_rules(has_validation: bool) -> list[str]:
-    """The selection rules a run can track: without source validation, no ``source_val``."""
-    return [rule for rule, (part, _, _) in SELECTION_RULES.items() if has_validation or part != "source_val"]
-
-
-def final_evaluations(
-    run_dir: Path, selections: Sequence[str], policies: Sequence[str], levels: Sequence[str], bootstrap: int, seed: int
-) -> list[dict[str, Any]]:
-    """Metrics of every (selection, threshold policy, level) from the saved score files."""
-    evaluations = []
-    for selection in selections:
-        target, target_attrs = read_scores(scores_path(run_dir, selection, "target"))
-        path = scores_path(run_dir, selection, "source_val")
-        source_val = read_scores(path)[0] if path.exists() else None
-        for policy in policies:
-            for level in levels:
-                result = evaluate(
-                    target, policy=policy, source_val=source_val, level=level, bootstrap=bootstrap, seed=seed
-                )
-                evaluations.append({"selection": selection, "step": int(target_attrs["step"]), **result})
-    return evaluations
+def forget_evaluations_after(run_dir: Path, step: int) -> None:
+    """Remove the score files of evaluations after ``step`` (a run resumed from an earlier checkpoint)."""
+    folder = run_dir / "evals"
+    if folder.is_dir():
+        for path in folder.glob("*.h5"):
+            if int(path.name.split("-", 1)[0]) > step:
+                path.unlink()
