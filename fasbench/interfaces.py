@@ -76,6 +76,12 @@ class Dataset(ABC):
         """Everything that determines the prepared content, recorded in the cache manifest."""
         return dict(self.options)
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...] | None:
+        """The options this dataset takes (a run config's domain options are checked against them); None when
+        it does not say."""
+        return None
+
     def splits(self) -> tuple[str, ...]:
         """The official splits this domain has, from its records (in SPLITS order): its split contract."""
         present = {record.split for record in self.records()}

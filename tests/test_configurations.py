@@ -7,7 +7,7 @@ import json
 
 import pytest
 import yaml
-from tiny import tiny_registry
+from tiny import tiny_benchmark
 
 from fasbench.cli import main
 from fasbench.errors import FasbenchError
@@ -20,7 +20,7 @@ BASE = ["--protocol", "ICM_O", "--suite", "synthetic", "--seeds", "0", "--no-pro
 @pytest.fixture()
 def bench(tmp_path):
     """A benchmark whose own configuration is tiny (so a 'full' run takes seconds), with a 'smoke' preset."""
-    path = tiny_registry(tmp_path)
+    path = tiny_benchmark(tmp_path)
     data = yaml.safe_load(path.read_text())
     data["defaults"].update(budget=4, eval_every=2, checkpoint_every=2, log_every=2)
     data["learners"]["binary_cnn"].update(backbone={"width": 0.0625, "input_size": 32}, hparams={"batch_per_class": 2})

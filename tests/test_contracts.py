@@ -12,10 +12,11 @@ import pytest
 import torch
 from fasbench_plugins.baselines import BinaryCNN
 from fixtures_real import build_casia, build_msu, build_oulu, build_replay
-from tiny import tiny_registry
+from tiny import tiny_benchmark
 
 from fasbench import hookimpl
 from fasbench.cli import main
+from fasbench.learners import bce, pool
 from fasbench.plugins import PluginInfo, discover_plugins, forget_plugins, installed_plugins
 from fasbench.testing import check_backbone, check_dataset, check_learner, check_metric
 
@@ -123,8 +124,8 @@ def test_the_readme_plugin_passes_the_checks_and_runs_as_written(readme_package,
     plugins = discover_plugins()
     assert "smoothed_erm" in plugins.names("learners") and not plugins.broken
     check_learner("smoothed_erm", plugins=plugins)
-    registry = tiny_registry(readme_package)
-    argv = ["--benchmark", str(registry), "run", "smoothed_erm", "--protocol", "ICM_O", "--suite", "synthetic"]
+    benchmark = tiny_benchmark(readme_package)
+    argv = ["--benchmark", str(benchmark), "run", "smoothed_erm", "--protocol", "ICM_O", "--suite", "synthetic"]
     argv += ["--preset", "tiny", "--seeds", "0", "--out", str(readme_package / "runs")]
     argv += [
         "--cache-dir",
@@ -170,6 +171,27 @@ class ThreeDomainsOnly(BinaryCNN):
         return super().update([first, second, third])
 
 
+class IgnoresSeed(BinaryCNN):
+    """Always builds with seed 0: every seed of a table would be the same run."""
+
+    name = "ignores_seed"
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "seed": 0})
+
+
+class StaysInEvalMode(BinaryCNN):
+    """Its step never puts the networks back in training mode after score() left them in evaluation mode."""
+
+    name = "stays_in_eval_mode"
+
+    def update(self, domain_batches):
+        batch = pool(self.checked(domain_batches))
+        loss = bce(self.binary_network(batch.images), batch.labels)
+        self.outer_step(loss)
+        return {"loss": loss.detach()}
+
+
 def _with(learner_class):
     module = types.ModuleType("broken")
 
@@ -184,7 +206,9 @@ def _with(learner_class):
 @pytest.mark.parametrize(
     "learner_class, message",
     [
-        (ScoresInTrainMode, "score() changed 'backbone.* scoring must run in evaluation mode"),
+        (ScoresInTrainMode, "score() changed 'networks.backbone.* scoring must run in evaluation mode"),
+        (IgnoresSeed, "the builds with seed 0 and seed 1 are identical: the learner ignores `seed`"),
+        (StaysInEvalMode, "a step after score() differs from one without it"),
         (BatchDependentScores, "a frame's score depends on the rest of the batch"),
         (ThreeDomainsOnly, "with 2 source domains .*update() failed at step 0: ValueError: not enough values"),
     ],

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import types
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -19,9 +22,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tiny import TINY_DOMAIN, TINY_PRESET, tiny_registry
+from fasbench_plugins.baselines import BinaryCNN
+from tiny import TINY_DOMAIN, TINY_PRESET, tiny_benchmark
 
+from fasbench import hookimpl, plugins
 from fasbench.cli import main
+from fasbench.plugins import PluginInfo
 from fasbench.results.store import ResultsStore
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,12 +36,12 @@ TINY = {**TINY_PRESET, "hparams": {"batch_per_class": 2}}
 
 @pytest.fixture()
 def setup(tmp_path):
-    registry = tiny_registry(tmp_path, TINY)
-    return {"registry": str(registry), "cache": str(tmp_path / "cache"), "out": tmp_path / "runs", "tmp": tmp_path}
+    benchmark = tiny_benchmark(tmp_path, TINY)
+    return {"benchmark": str(benchmark), "cache": str(tmp_path / "cache"), "out": tmp_path / "runs", "tmp": tmp_path}
 
 
 def run_argv(setup, learner="binary_cnn", *extra):
-    argv = ["--benchmark", setup["registry"], "run", learner, "--protocol", "ICM_O", "--suite", "synthetic"]
+    argv = ["--benchmark", setup["benchmark"], "run", learner, "--protocol", "ICM_O", "--suite", "synthetic"]
     argv += ["--preset", "tiny", "--seeds", "0", "--out", str(setup["out"]), "--cache-dir", setup["cache"]]
     return [*argv, "--no-progress", *extra]
 
@@ -92,7 +98,9 @@ def _damage_chunk(path: Path, row: int) -> None:
 
 def test_a_damaged_cache_chunk_stops_the_run_and_nothing_is_recorded(setup, capsys):
     assert (
-        main(["--benchmark", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"])
+        main(
+            ["--benchmark", setup["benchmark"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"]
+        )
         == 0
     )
     (target,) = [
@@ -111,7 +119,15 @@ def test_a_damaged_cache_chunk_stops_the_run_and_nothing_is_recorded(setup, caps
     store = ResultsStore(setup["out"] / "results.sqlite")
     assert [r["status"] for r in store.runs()] == ["failed"]
 
-    prepare = ["--benchmark", setup["registry"], "prepare", "synthetic", "--cache-dir", setup["cache"], "--no-progress"]
+    prepare = [
+        "--benchmark",
+        setup["benchmark"],
+        "prepare",
+        "synthetic",
+        "--cache-dir",
+        setup["cache"],
+        "--no-progress",
+    ]
     assert main([*prepare, "--verify"]) == 2
     assert "1 of 4 caches are damaged" in capsys.readouterr().err
     assert main([*prepare[:4], "--cache-dir", setup["cache"], "--verify"]) == 2  # every cache in the folder
@@ -127,10 +143,43 @@ def test_a_diverged_run_is_failed_with_the_step_the_tensor_and_the_fix(setup, ca
     assert "NaN or infinite values" in message and "backbone." in message
     run = run_dir(setup)
     assert not (run / "done").exists() and (run / "failed.json").exists() and results(setup) == []
-    checkpoint = run / "checkpoint.pt"
-    if checkpoint.exists():  # a checkpoint never holds a non-finite value
-        state = torch.load(checkpoint, weights_only=True)["learner"]["networks"]
-        assert all(torch.isfinite(t).all() for net in state.values() for t in net.values() if t.is_floating_point())
+
+
+def test_a_diverged_run_keeps_its_last_finite_checkpoint(setup, capsys):
+    """RF-Meta at lr 1e8 (the issue's case): it checkpoints at step 2 and diverges by step 3."""
+    assert main(run_argv(setup, "rfmeta", "--cfg-options", "hparams.lr=1e8")) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "the run diverged: by step 3" in message and str(run_dir(setup)) in message
+    state = torch.load(run_dir(setup) / "checkpoint.pt", weights_only=True)["learner"]
+    assert state["step"] == 2
+    tensors = [t for network in state["networks"].values() for t in network.values() if t.is_floating_point()]
+    assert tensors and all(torch.isfinite(t).all() for t in tensors), "the checkpoint holds a non-finite value"
+    assert json.loads((run_dir(setup) / "failed.json").read_text())["step"] == 3
+
+
+class NaNScores(BinaryCNN):
+    """Trains normally; its scores are NaN."""
+
+    name = "nan_scores"
+
+    @torch.no_grad()
+    def score(self, images):
+        return torch.full((len(images),), float("nan"))
+
+
+def test_nan_scores_fail_the_run_at_its_first_evaluation(setup, capsys, monkeypatch):
+    module = types.ModuleType("nan_plugin")
+
+    @hookimpl
+    def fasbench_register(registry):
+        registry.add("learners", "nan_scores", NaNScores)
+
+    module.fasbench_register = fasbench_register
+    monkeypatch.setattr(plugins, "_default", plugins.discover_plugins(extra=[(module, PluginInfo("nan", "tests"))]))
+    assert main(run_argv(setup, "nan_scores")) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "at step 2, 24 of 24 scores of domain O are NaN or infinite" in message and str(run_dir(setup)) in message
+    assert not (run_dir(setup) / "done").exists() and results(setup) == []
 
 
 def _env():
@@ -154,7 +203,7 @@ def test_the_same_run_started_twice_trains_once(setup, capsys):
         assert main(run_argv(setup, "binary_cnn", *long)) == 2
         message = " ".join(capsys.readouterr().err.split())
         assert f"is being run by pid {first.pid}" in message
-        bench = ["--benchmark", setup["registry"], "bench", "--learners", "binary_cnn", "--protocols", "ICM_O"]
+        bench = ["--benchmark", setup["benchmark"], "bench", "--learners", "binary_cnn", "--protocols", "ICM_O"]
         bench += ["--suite", "synthetic", "--preset", "tiny", "--seeds", "0", "--out", str(setup["out"])]
         assert main([*bench, "--cache-dir", setup["cache"], "--no-progress", *long]) == 0
         assert f"running elsewhere (pid {first.pid}" in " ".join(capsys.readouterr().err.split())
@@ -197,6 +246,37 @@ def test_damaged_run_files_are_named_with_the_remedy(setup, capsys):
     assert main(run_argv(setup, "binary_cnn", "--restart")) == 0
 
 
+def test_a_flipped_byte_in_a_checkpoint_or_a_record_is_caught(setup, capsys):
+    assert main(run_argv(setup)) == 0
+    run = run_dir(setup)
+    record = run / "record.json"
+    text = record.read_text()
+    record.write_text(text.replace('"seed": 0', '"seed": 7'))  # same length, valid JSON: only the hash sees it
+    capsys.readouterr()
+    assert main(run_argv(setup)) == 2
+    assert "record.json is damaged (it differs from the hash in done)" in " ".join(capsys.readouterr().err.split())
+    (run / "done").unlink()
+    record.unlink()
+    checkpoint = run / "checkpoint.pt"
+    data = bytearray(checkpoint.read_bytes())
+    with zipfile.ZipFile(checkpoint) as archive:
+        member = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size > 64)
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
+    offset = member.header_offset + 30 + name_length + extra_length + 8  # into the member's stored bytes
+    data[offset] ^= 0x10  # one bit of one stored tensor
+    checkpoint.write_bytes(bytes(data))
+    assert main(run_argv(setup)) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "checkpoint.pt is damaged: its part" in message and "fails its CRC-32 check" in message
+
+
+def test_cfg_options_cannot_change_what_a_run_is(setup, capsys):
+    for option in ("protocol=OCI_M", "target=C", "sources=[O,C]", "domains.C.options.subjects=3", "seed=3"):
+        assert main(run_argv(setup, "binary_cnn", "--cfg-options", option)) == 2
+        assert "--cfg-options cannot change" in capsys.readouterr().err
+    assert not setup["out"].exists()
+
+
 def test_config_typos_are_refused_before_anything_is_written(setup, capsys):
     for option in ("budgett=5", "data.worker=2"):
         assert main(run_argv(setup, "binary_cnn", "--cfg-options", option)) == 2
@@ -212,7 +292,7 @@ def test_a_registry_file_that_is_not_utf8_is_named(setup, capsys):
 
 
 def test_a_registry_file_may_not_import_code(setup, capsys):
-    data = yaml.safe_load(Path(setup["registry"]).read_text())
+    data = yaml.safe_load(Path(setup["benchmark"]).read_text())
     data["domains"]["C"]["options"] = {"face": "os:system"}
     path = setup["tmp"] / "code.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -245,7 +325,7 @@ def test_scores_outside_the_unit_interval_need_to_be_named(tmp_path, capsys):
 
 def test_a_killed_prepare_leaves_no_workers_and_its_stray_temporary_is_removed(setup):
     cache = Path(setup["cache"])
-    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["registry"], "prepare", "synthetic"]
+    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["benchmark"], "prepare", "synthetic"]
     command += ["--option", "subjects=40", "--workers", "2", "--cache-dir", str(cache), "--no-progress"]
     parent = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []

@@ -71,9 +71,9 @@ def real(tmp_path_factory):
     for domain in data["domains"].values():
         domain["options"] = {**SIZES, **({"face": "center"} if domain["dataset"] == "casia" else {})}
     data["presets"]["tiny"] = TINY
-    registry = folder / "registry.yaml"
-    registry.write_text(yaml.safe_dump(data))
-    setup = {"registry": str(registry), "cache": str(folder / "cache"), "config": str(config), "folder": folder}
+    benchmark = folder / "registry.yaml"
+    benchmark.write_text(yaml.safe_dump(data))
+    setup = {"benchmark": str(benchmark), "cache": str(folder / "cache"), "config": str(config), "folder": folder}
     return setup
 
 
@@ -82,7 +82,7 @@ def cli(real, monkeypatch):
     monkeypatch.setenv("FASBENCH_CONFIG", real["config"])
 
     def call(*argv: str) -> int:
-        return main(["--benchmark", real["registry"], *argv])
+        return main(["--benchmark", real["benchmark"], *argv])
 
     return call
 
@@ -193,7 +193,7 @@ def test_info_shows_the_counts_per_role_before_training(real, cli, capsys, monke
 
 def test_a_convention_whose_role_is_empty_is_refused_before_training(real, cli, capsys, tmp_path):
     cli("prepare", "--suite", "real", "--cache-dir", real["cache"], "--no-progress")
-    data = yaml.safe_load(Path(real["registry"]).read_text())
+    data = yaml.safe_load(Path(real["benchmark"]).read_text())
     data["conventions"]["dev_only"] = {
         "description": "trains on dev",
         "train": ["dev"],
@@ -223,3 +223,23 @@ def test_a_convention_whose_role_is_empty_is_refused_before_training(real, cli, 
     assert "source O (oulu) under convention 'dev_only': its split dev holds 1 subject(s)" in message
     assert "Traceback" not in message and "run 1/" not in message  # refused before the first run started
     assert not list(out.rglob("checkpoint.pt")) and not list(out.rglob("config.json"))
+
+
+def test_a_cache_prepared_again_with_other_frames_is_another_run(real, cli, capsys, tmp_path, monkeypatch):
+    """The cache file's name follows the benchmark's options, its frames also the user's config: when the frames
+    change, the run's identity (the caches' content hashes) changes, so an old result is never taken for new."""
+    cache = str(tmp_path / "cache")
+    cli("prepare", "--suite", "real", "--cache-dir", cache, "--no-progress")
+    out = tmp_path / "runs"
+    argv = ["run", "binary_cnn", "--protocol", "MI_C", "--suite", "real", "--preset", "tiny", "--seeds", "0"]
+    argv += ["--out", str(out), "--cache-dir", cache, "--no-progress"]
+    assert cli(*argv) == 0
+    config = yaml.safe_load(Path(real["config"]).read_text())
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump({**config, "options": {"msu": {"margin": 0.6}}}))
+    monkeypatch.setenv("FASBENCH_CONFIG", str(changed))
+    assert cli("prepare", "msu", "--cache-dir", cache, "--no-progress") == 0  # same file name, other frames
+    capsys.readouterr()
+    assert cli(*argv) == 0
+    assert "already finished" not in capsys.readouterr().err
+    assert len(list(out.rglob("done"))) == 2

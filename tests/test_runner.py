@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
-from tiny import tiny_registry
+from tiny import tiny_benchmark
 
 from fasbench.cli import main
 from fasbench.evaluation import evaluate, read_scores
@@ -32,13 +32,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def setup(tmp_path_factory):
     """A registry whose synthetic suite is tiny, a shared cache dir, and an env for subprocesses."""
     folder = tmp_path_factory.mktemp("runner")
-    registry = tiny_registry(folder)
+    benchmark = tiny_benchmark(folder)
     cache = folder / "cache"
-    return {"registry": str(registry), "cache": str(cache), "folder": folder}
+    return {"benchmark": str(benchmark), "cache": str(cache), "folder": folder}
 
 
 def cli(setup, *argv: str) -> int:
-    return main(["--benchmark", setup["registry"], *argv])
+    return main(["--benchmark", setup["benchmark"], *argv])
 
 
 def run_args(setup, learner: str, out: Path, *extra: str) -> list[str]:
@@ -120,7 +120,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_metrics(setup, tmp_path
     assert cli(setup, *run_args(setup, "rfmeta", reference_out), *extra) == 0
     reference = only_run_dir(reference_out)
 
-    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["registry"]]
+    command = [sys.executable, "-m", "fasbench.cli", "--benchmark", setup["benchmark"]]
     command += run_args(setup, "rfmeta", killed_out, *extra)
     process = subprocess.Popen(command, env=_subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     run = killed_out / reference.relative_to(reference_out)

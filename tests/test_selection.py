@@ -8,7 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
-from tiny import tiny_registry
+from tiny import tiny_benchmark
 
 from fasbench import hookimpl
 from fasbench.cli import main
@@ -80,8 +80,8 @@ class FirstCheckpoint(SelectionRule):
 @pytest.fixture()
 def runs(tmp_path):
     """Two seeds of a tiny binary_cnn run, and a registry with the tiny preset."""
-    registry = tiny_registry(tmp_path)
-    argv = ["--benchmark", str(registry), "run", "binary_cnn", "--protocol", "ICM_O", "--suite", "synthetic"]
+    benchmark = tiny_benchmark(tmp_path)
+    argv = ["--benchmark", str(benchmark), "run", "binary_cnn", "--protocol", "ICM_O", "--suite", "synthetic"]
     argv += [
         "--preset",
         "tiny",

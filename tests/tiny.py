@@ -19,7 +19,7 @@ TINY_PRESET = {
 }
 
 
-def tiny_registry(folder: Path, preset: dict | None = None) -> Path:
+def tiny_benchmark(folder: Path, preset: dict | None = None) -> Path:
     """The shipped registry.yaml with tiny synthetic domains and a ``tiny`` preset, written into ``folder``."""
     data = yaml.safe_load(PACKAGED.read_text())
     for letter, binding in data["suites"]["synthetic"]["domains"].items():

@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     info = subparsers.add_parser(
         "info",
-        help="show one plugin, protocol or suite in detail",
-        description="Class, module, plugin, docstring and default config of NAME.",
+        help="show one plugin, protocol, suite or data convention in detail",
+        description="A plugin's class, module, docs and defaults; a protocol's videos per role; a suite's "
+        "domains; a data convention's rules.",
     )
     info.add_argument("name")
     info.add_argument("--suite", help="for a protocol: whose datasets to count (default: registry.yaml defaults.suite)")
@@ -37,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(handler=run_info)
 
 
-def _registries() -> PluginRegistry:
+def _plugins() -> PluginRegistry:
     plugins = installed_plugins()
     warn_broken(plugins)
     return plugins
@@ -56,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
         for declared in DECLARED if kind is None else (kind,):
             console.print(_declared_table(spec, declared))
     if kind is None or kind in KINDS:
-        plugins = _registries()
+        plugins = _plugins()
         for registered in KINDS if kind is None else (kind,):
             console.print(_plugin_table(plugins, registered))
     return 0
@@ -145,7 +146,7 @@ def protocol_roles_table(
     exist, else from the datasets' official lists: what a run would use, shown before any training."""
     from fasbench.data.roles import resolve_protocol
 
-    plugins = _registries()
+    plugins = _plugins()
     chosen_suite = spec.suite(suite or spec.defaults.get("suite", "real"))
     chosen = spec.convention(convention or spec.defaults.get("data", {}).get("convention", "fasbench"))
     p = spec.protocol(protocol)
@@ -211,10 +212,10 @@ def run_info(args: argparse.Namespace) -> int:
             else {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()}
         )
         return 0
-    plugins = _registries()
+    plugins = _plugins()
     found = plugins.find(name)
     if not found:
-        known = plugins.all_names() + list(spec.protocols) + list(spec.suites)
+        known = sorted({*plugins.all_names(), *spec.protocols, *spec.suites, *spec.conventions})
         raise UnknownNameError("name", name, known, hint="see `fasbench list`")
     for entry in found:
         obj = entry.obj

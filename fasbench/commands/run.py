@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -229,11 +230,13 @@ def _execute_all(
 
     if configs and distributed.init_from_environment(configs[0]["device"]):
         err().print(f"data-parallel: rank {distributed.rank()} of {distributed.world_size()}", highlight=False)
-    store = ResultsStore(Path(args.out) / "results.sqlite")
     plugins = installed_plugins()
     opened: dict = {}  # every run's roles are resolved before the first one trains
     progress = not args.no_progress
     plans = [plan_run(c, plugins, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
+    store = ResultsStore(
+        Path(args.out) / "results.sqlite", runs_root=args.out
+    )  # after planning: nothing written before
     if trials > 1 and distributed.is_main():
         _write_sweeps(args, plans, trials)
     records = []
@@ -272,6 +275,15 @@ def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
             if record["convention"] == convention
             for row in rows_from_record(record, "")
             if (row.threshold_policy, row.selection, row.level) == (policy, selection, level)
+        ]
+        configs: dict[tuple[str, str], set[str]] = {}
+        for row in rows:
+            configs.setdefault((row.learner, row.protocol), set()).add(row.config_id)
+        rows = [  # several configurations of one learner (a sweep's trials): one row each, named by config id
+            dataclasses.replace(row, learner=f"{row.learner} [config {row.config_id}]")
+            if len(configs[(row.learner, row.protocol)]) > 1
+            else row
+            for row in rows
         ]
         metrics = [m for m in ("HTER", "AUC", "TPR_at_FPR:1%", "ACER") if all(m in r.metrics for r in rows)]
         summary = spec.convention(convention).summary if convention in spec.conventions else ""

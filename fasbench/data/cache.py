@@ -42,6 +42,11 @@ class StaleCacheError(MissingDataError):
     """A file at a cache path that is not a complete cache of the current format (or was made differently)."""
 
 
+# What h5py raises for a damaged file: OSError for a failed checksum or a bad block, KeyError or ValueError for
+# damaged object headers, and JSON or Unicode errors for a damaged manifest.
+READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, UnicodeDecodeError)
+
+
 class CacheCorruptError(MissingDataError):
     """A cache whose stored bytes fail their checksum: it was damaged after it was written."""
 
@@ -125,8 +130,8 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         with h5py.File(path, "r") as file:
             _check_attributes(path, file.attrs)
             return json.loads(file.attrs["manifest"])
-    except OSError as error:
-        raise StaleCacheError(f"{path} is not a readable HDF5 file ({error})") from error
+    except READ_ERRORS as error:
+        raise StaleCacheError(f"{path} is not a readable frame cache ({type(error).__name__}: {error})") from error
 
 
 def _check_attributes(path: Path, attrs: Any) -> None:
@@ -176,10 +181,10 @@ class DomainCache:
                 self.image_shape = tuple(int(n) for n in file["images"].shape[1:])
                 self.depth_shape = tuple(int(n) for n in file["depths"].shape[1:])
                 frame_count = int(file["images"].shape[0])
-        except OSError as error:
+        except READ_ERRORS as error:
             raise StaleCacheError(
-                f"{self.path} cannot be read as a frame cache ({error}); "
-                f"delete it or run `fasbench prepare {dataset_name_of(self.path)} --force`"
+                f"{self.path} cannot be read as a frame cache ({type(error).__name__}: {error}); it is damaged or "
+                f"not a cache: run `fasbench prepare {dataset_name_of(self.path)} --force` (the same --option values)"
             ) from error
         columns = (ids, labels.tolist(), attacks, subjects, splits, paths, metas, starts.tolist(), counts.tolist())
         if len({len(column) for column in columns}) != 1:
@@ -293,7 +298,7 @@ class DomainCache:
                 depths[position] = depths_dataset[row]
                 if not self._verified[row]:
                     self._check_frame(row, images[position], depths[position])
-        except OSError as error:
+        except READ_ERRORS as error:
             raise damaged(self.path, error) from error
         return images, depths
 
@@ -330,7 +335,7 @@ class DomainCache:
                     digest.update(np.ascontiguousarray(images).tobytes())
                     digest.update(np.ascontiguousarray(depths).tobytes())
                     digest.update(np.ascontiguousarray(file["frames/index"][rows].astype(np.int64)).tobytes())
-        except OSError as error:
+        except READ_ERRORS as error:
             raise damaged(self.path, error) from error
         if digest.hexdigest() != self.manifest.get("content_sha256"):
             raise damaged(self.path, "its content hash differs from the one written at preparation")

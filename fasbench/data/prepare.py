@@ -3,7 +3,7 @@
 ``prepare_domain`` runs ``dataset.frames`` over every record (in worker processes when ``workers > 0``),
 keeps each video's frames as a part file (so an interrupted run continues where it stopped), then
 writes the cache file atomically and removes the parts. ``ensure_prepared`` builds the dataset plugin
-from the registry and prepares it only when its cache is missing or stale.
+through the plugin registry and prepares it only when its cache is missing or stale.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from fasbench.data.cache import (
     cache_path,
     canonical_json,
     jsonable,
+    open_cache,
     read_manifest,
 )
 from fasbench.data.work import WorkDir, exclusive, prepare_video, work_dir_of
@@ -273,6 +274,8 @@ def prepare_domain(
         if target.exists() and not force:
             try:
                 reason = stale_reason(read_manifest(target), expected)
+                if reason is None:
+                    open_cache(target)  # its tables (checksummed) must read: a damaged cache is rebuilt, not kept
             except StaleCacheError as error:
                 reason = str(error)
             if reason is None:

@@ -128,6 +128,15 @@ def build_leaderboard(
     ranked = [lrn for lrn in order if lrn in present_learners] + [lrn for lrn in present_learners if lrn not in order]
     learners = [lrn for lrn in ranked if learners is None or lrn in learners]
 
+    runs: dict[tuple[str, str, int], str] = {}
+    for row in rows:
+        other = runs.setdefault((row.learner, row.protocol, row.seed), row.run_id)
+        if other != row.run_id:
+            raise FasbenchError(
+                f"{row.learner} on {row.protocol} has two runs for seed {row.seed} ({other} and {row.run_id}, configs "
+                f"{row.config_id} and others): a cell aggregates one configuration; choose one (--config, --preset, "
+                "--where)"
+            )
     values: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
     for row in rows:
         for metric in metrics:

@@ -242,6 +242,12 @@ class ResultsStore:
             statements.append(("DELETE FROM results WHERE run_id = ?", (identity["run_id"],)))
         self._write(statements)
 
+    def forget(self, run_id: str) -> None:
+        """Remove everything the store holds of a run (``--restart`` discards it)."""
+        self._write(
+            [(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)) for table in ("results", "runs", "histories")]
+        )
+
     def put_histories(self, histories: Mapping[str, bytes]) -> None:
         """Keep runs' evaluation histories (``fasbench.selection.History.to_bytes``), so a selection rule written
         later applies to them from the store alone."""

@@ -28,6 +28,19 @@ NOT_HASHED = {("data", "workers"), (None, "overrides")}
 
 
 RUN_DEFAULTS = ("budget", "eval_every", "checkpoint_every", "log_every")  # registry.yaml defaults: required there
+# What a run is: set by the command's own options and the benchmark file, never by --cfg-options.
+IDENTITY_KEYS = {
+    "learner",
+    "protocol",
+    "sources",
+    "target",
+    "suite",
+    "domains",
+    "seed",
+    "device",
+    "preset",
+    "overrides",
+}
 
 
 def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,6 +101,13 @@ def resolve_run_config(
         config["budget"] = int(budget)
         overrides["budget"] = int(budget)
     if cfg_options:
+        fixed = sorted({key.split(".", 1)[0] for key in cfg_options} & IDENTITY_KEYS)
+        if fixed:
+            raise FasbenchError(
+                f"--cfg-options cannot change {', '.join(fixed)}: they say what the run is; choose them with "
+                "fasbench run's own options (the learner, --protocol, --suite, --seeds, --device, --preset) or "
+                "declare another protocol or suite in the benchmark file"
+            )
         overrides.update(cfg_options)
         merged = Config(config)
         merged.merge_from_dict(dict(cfg_options))

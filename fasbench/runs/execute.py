@@ -98,6 +98,8 @@ class Run:
         with lock:
             if restart and distributed.is_main():
                 self._discard()
+                if store is not None:
+                    store.forget(self.id)
             if (self.dir / files.DONE).exists() and distributed.world_size() == 1:
                 record = files.read_record(self.dir)
                 if store is not None:
@@ -283,17 +285,20 @@ class Run:
         """Score the target and the source validation videos; record every metric and keep the scores."""
         config, data, device = self.config, self.config["data"], self.config["device"]
         target_letter = config["target"]
-        target = scoring.score_domain(
-            learner, self.caches[target_letter], self.target_rows, data, target_letter, device
-        )
-        source_val = None
-        if self.has_validation:
-            source_val = scoring.concat_tables(
-                [
-                    scoring.score_domain(learner, self.caches[letter], rows, data, letter, device)
-                    for letter, rows in self.validation_rows.items()
-                ]
+        try:
+            target = scoring.score_domain(
+                learner, self.caches[target_letter], self.target_rows, data, target_letter, device
             )
+            source_val = None
+            if self.has_validation:
+                source_val = scoring.concat_tables(
+                    [
+                        scoring.score_domain(learner, self.caches[letter], rows, data, letter, device)
+                        for letter, rows in self.validation_rows.items()
+                    ]
+                )
+        except TrainingError as error:
+            raise TrainingError(f"{error} ({self.dir})") from error
         line = scoring.evaluation_record(learner.step, target, source_val, self.policies, LEVELS, self.plugins)
         run_attrs = {"run_id": self.id, **{key: config[key] for key in ("learner", "protocol", "suite", "seed")}}
         scoring.save_evaluation_scores(
@@ -333,8 +338,7 @@ class Run:
             "evaluations": evaluations,
         }
         atomic.write_json(self.dir / "metrics.json", evaluations)
-        atomic.write_json(self.dir / files.RECORD, record)
-        atomic.write_text(self.dir / files.DONE, f"{self.id}\n")
+        files.write_record(self.dir, record, self.id)
         log.info(
             "run %s finished after %d steps (%.1f s training); recorded in %s",
             self.id,

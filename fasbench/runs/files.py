@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pickle
@@ -71,6 +72,13 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
+        with zipfile.ZipFile(path) as archive:  # torch's format: every member carries a CRC-32
+            broken = archive.testzip()
+        if broken is not None:
+            raise CorruptRunFileError(f"{path} is damaged: its part {broken!r} fails its CRC-32 check; {RESTART_HINT}")
+    except zipfile.BadZipFile as error:
+        raise CorruptRunFileError(f"{path} cannot be read (truncated or damaged: {error}); {RESTART_HINT}") from error
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CorruptRunFileError(
@@ -98,9 +106,25 @@ def read_json(path: Path, remedy: str) -> Any:
         raise CorruptRunFileError(f"{path} is damaged ({error}); {remedy}") from error
 
 
+def write_record(directory: Path, record: Mapping[str, Any], run_id: str) -> None:
+    """``record.json``, then ``done`` holding the run id and the record's SHA-256 (the run's completion mark)."""
+    atomic.write_json(directory / RECORD, record)
+    digest = hashlib.sha256((directory / RECORD).read_bytes()).hexdigest()
+    atomic.write_text(directory / DONE, f"{run_id}\nrecord.json sha256 {digest}\n")
+
+
 def read_record(directory: Path) -> dict[str, Any]:
-    """The record of a finished run (``done`` present); a damaged one is named with the remedy."""
-    record = read_json(directory / RECORD, f"the run's result is unusable: {RESTART_HINT}")
+    """The record of a finished run (``done`` present), checked against the hash ``done`` holds; a damaged or
+    altered one is named with the remedy."""
+    remedy = f"the run's result is unusable: {RESTART_HINT}"
+    try:
+        mark = (directory / DONE).read_text(encoding="utf-8").split()
+        data = (directory / RECORD).read_bytes()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorruptRunFileError(f"{directory / RECORD} cannot be read ({error}); {remedy}") from error
+    if "sha256" in mark and mark[mark.index("sha256") + 1 :][:1] != [hashlib.sha256(data).hexdigest()]:
+        raise CorruptRunFileError(f"{directory / RECORD} is damaged (it differs from the hash in {DONE}); {remedy}")
+    record = read_json(directory / RECORD, remedy)
     if not isinstance(record, dict) or "evaluations" not in record:
         raise CorruptRunFileError(f"{directory / RECORD} is not a run record; {RESTART_HINT}")
     return record

@@ -58,14 +58,18 @@ def plan_run(
     progress: bool = True,
     opened: dict | None = None,
 ) -> PlannedRun:
-    """Open the run's domains and resolve every role: a role left empty stops here, before any training."""
+    """Open the run's domains and resolve every role: a role left empty stops here, before any training. The
+    resolved videos' hash and each cache's content hash join the config: the run's identity says which videos
+    it saw and exactly which frames (a cache re-prepared with other options is another run)."""
     if distributed.is_main():
         caches = open_domains(config, plugins, cache_dir, progress, opened)
     distributed.barrier()
     if not distributed.is_main():
         caches = open_domains(config, plugins, cache_dir, False, opened)
     roles = resolve_run_roles(config, caches)
-    return PlannedRun({**config, "data": {**config["data"], "videos_sha256": roles.sha256}}, caches, roles)
+    content = {letter: cache.manifest.get("content_sha256") for letter, cache in sorted(caches.items())}
+    data = {**config["data"], "videos_sha256": roles.sha256, "caches_sha256": content}
+    return PlannedRun({**config, "data": data}, caches, roles)
 
 
 def build_learner(config: Mapping[str, Any], plugins: PluginRegistry, device: Any = None) -> Any:

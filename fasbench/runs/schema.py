@@ -45,6 +45,7 @@ DATA: dict[str, tuple[str, ...]] = {
     "train_frames_per_video": (_INT, "null"),
     "eval_frames_per_video": (_INT, "null"),
     "videos_sha256": (_TEXT,),
+    "caches_sha256": ("a mapping",),
 }
 _CHECKS = {
     _INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -111,7 +112,7 @@ def check_run_config(config: Mapping[str, Any], plugins: PluginRegistry, learner
     check_hparams(config["learner"], config["hparams"], learner_defaults)
     backbone = config["backbone"]
     if not backbone:
-        return _check_domains(config)  # a learner that builds no backbone from the registry
+        return _check_domains(config, plugins)  # a learner that builds no backbone from the registry
     if not isinstance(backbone.get("type"), str):
         raise FasbenchError(f"backbone.type must name a backbone (see `fasbench list backbones`), got {backbone}")
     known = option_names(plugins.get("backbones", backbone["type"]).obj)
@@ -120,9 +121,16 @@ def check_run_config(config: Mapping[str, Any], plugins: PluginRegistry, learner
         for key in backbone:
             if key != "type" and key not in known:
                 raise _unknown("backbone.", key, [*known, "type"])
-    _check_domains(config)
+    _check_domains(config, plugins)
 
 
-def _check_domains(config: Mapping[str, Any]) -> None:
+def _check_domains(config: Mapping[str, Any], plugins: PluginRegistry) -> None:
+    """Each domain's dataset is registered and its options are ones the dataset takes (did-you-mean)."""
     for letter, domain in config["domains"].items():
         _check_keys(domain, {"dataset": (_TEXT,), "options": ("a mapping",)}, f"domains.{letter}.")
+        dataset = plugins.get("datasets", domain["dataset"]).obj
+        known = dataset.option_names() if hasattr(dataset, "option_names") else None
+        if known is not None:
+            for key in domain.get("options", {}):
+                if key not in known:
+                    raise _unknown(f"domains.{letter}.options.", key, list(known))

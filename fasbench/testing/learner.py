@@ -13,7 +13,7 @@ from typing import Any
 
 from fasbench.benchmark import BenchmarkSpec, load_benchmark
 from fasbench.interfaces import DomainBatch, Learner
-from fasbench.plugins import PluginRegistry, installed_plugins
+from fasbench.plugins import PluginRegistry, installed_plugins, option_names
 
 # On top of the benchmark's CPU preset: 32 px and k = 2, so every check takes seconds on a CPU.
 SMALL = {"backbone.input_size": 32, "hparams.batch_per_class": 2}
@@ -61,6 +61,24 @@ def _tensors(learner: Learner) -> dict[str, Any]:
     return {name: tensor.detach().clone() for name, tensor in learner.named_tensors().items()}
 
 
+def _state(learner: Learner) -> dict[str, Any]:
+    """Every tensor of ``state_dict()`` by path (networks, buffers, optimiser state, RNG states)."""
+    found: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if hasattr(value, "detach"):
+            found[prefix] = value.detach().clone()
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(f"{prefix}.{index}", item)
+
+    walk("", learner.state_dict())
+    return found
+
+
 def _first_difference(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | None:
     import torch
 
@@ -95,6 +113,7 @@ def check_learner(
     benchmark: BenchmarkSpec | None = None,
     small: Mapping[str, Any] | None = None,
     steps: int = 3,
+    suite: str = "synthetic",
 ) -> None:
     """Check learner ``name`` against the contract of ``fasbench.interfaces.Learner`` (see the module docstring)."""
     from fasbench.runs.config import resolve_run_config
@@ -108,12 +127,22 @@ def check_learner(
     )
     unknown = sorted(set(learner_class.SEARCH_SPACE) - set(learner_class.all_defaults()))
     assert not unknown, f"{name}: SEARCH_SPACE names {unknown}, which are not hyper-parameters (DEFAULTS)"
-    protocols = _protocols(benchmark)
+    protocols = {count: name for count, name in _protocols(benchmark).items() if count >= learner_class.min_domains}
+    assert protocols, (
+        f"{name} needs {learner_class.min_domains} source domains; the benchmark file has no protocol with that many"
+    )
     cpu_preset = benchmark.defaults.get("cpu_preset")
+    backbone_type = {**learner_class.BACKBONE, **benchmark.learner(name).backbone}.get("type")
+    backbone_options = option_names(plugins.get("backbones", backbone_type).obj) if backbone_type else []
+    shrink = {
+        key: value
+        for key, value in {**SMALL, **(small or {})}.items()
+        if not key.startswith("backbone.") or backbone_options is None or key.split(".", 1)[1] in backbone_options
+    }
 
     def resolve(protocol: str, preset: str | None, options: Mapping[str, Any] | None = None, seed: int = 0) -> dict:
         return resolve_run_config(
-            benchmark, plugins, learner=name, protocol=protocol, suite="synthetic", seed=seed, device="cpu",
+            benchmark, plugins, learner=name, protocol=protocol, suite=suite, seed=seed, device="cpu",
             preset=preset, cfg_options=options,
         )  # fmt: skip
 
@@ -131,7 +160,7 @@ def check_learner(
 
         def build(seed: int = 0, where: str = where, protocol: str = protocol) -> Learner:
             try:
-                return build_learner(resolve(protocol, cpu_preset, {**SMALL, **(small or {})}, seed), plugins)
+                return build_learner(resolve(protocol, cpu_preset, shrink, seed), plugins)
             except Exception as error:
                 raise AssertionError(f"{where}: building failed: {type(error).__name__}: {error}") from error
 
@@ -153,6 +182,10 @@ def _check_behaviour(build: Callable[..., Learner], where: str, steps: int) -> N
         f"{where}: two builds with seed 0 differ in {differs!r}: draw every random number of the constructor "
         "from the `seed` argument (e.g. fasbench.training.seed_everything(seed)) so runs are reproducible"
     )
+    assert _first_difference(_tensors(first), _tensors(build(seed=1))) is not None, (
+        f"{where}: the builds with seed 0 and seed 1 are identical: the learner ignores `seed`, so every seed of a "
+        "table would be the same run"
+    )
 
     before = _trained(first)
     for index in range(steps):
@@ -168,6 +201,28 @@ def _check_behaviour(build: Callable[..., Learner], where: str, steps: int) -> N
     after = _trained(first)
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True)), f"{where}: training changed nothing"
 
+    fresh = build()
+    _step(fresh, 0)
+    state_before = _state(fresh)
+    fresh.score(probe_images(fresh, 8, seed=99))
+    changed = _first_difference(state_before, _state(fresh))
+    assert changed is None, (
+        f"{where}: score() changed {changed!r}: scoring must run in evaluation mode (BatchNorm would otherwise "
+        "learn statistics from the target frames it scores: a domain-generalization leak)"
+    )
+
+    scored, plain = build(), build()
+    _step(scored, 0)
+    _step(plain, 0)
+    scored.score(probe_images(scored, 8, seed=99))
+    _step(scored, 1)
+    _step(plain, 1)
+    differs = _first_difference(_state(plain), _state(scored))
+    assert differs is None, (
+        f"{where}: a step after score() differs from one without it (first in {differs!r}): update() must put its "
+        "networks back in training mode (and score() change nothing a step reads)"
+    )
+
     images = probe_images(first, 8, seed=99)
     trained = steps
     while float(first.score(images).max() - first.score(images).min()) < SPREAD and trained < WARMUP:
@@ -177,13 +232,6 @@ def _check_behaviour(build: Callable[..., Learner], where: str, steps: int) -> N
     assert float(scores.max() - scores.min()) >= SPREAD, (
         f"{where}: after {trained} training steps score() still gives every probe frame the same P(live) "
         f"({float(scores.min()):.6f} to {float(scores.max()):.6f}): does it score its input?"
-    )
-    state_before = _tensors(first)
-    scores = first.score(images)
-    changed = _first_difference(state_before, _tensors(first))
-    assert changed is None, (
-        f"{where}: score() changed {changed!r}: scoring must run in evaluation mode (BatchNorm would otherwise "
-        "learn statistics from the target frames it scores: a domain-generalization leak)"
     )
     assert tuple(scores.shape) == (len(images),), f"{where}: score() must return shape ({len(images)},)"
     assert bool(((scores >= 0) & (scores <= 1)).all()), f"{where}: score() must return P(live) in [0, 1]"

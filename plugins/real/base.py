@@ -52,6 +52,10 @@ class VideoDataset(Dataset):
         return resolve_dataset_options(cls.name, {**COMMON_OPTIONS, **cls.EXTRA_OPTIONS}, given)
 
     @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple({**COMMON_OPTIONS, **cls.EXTRA_OPTIONS})
+
+    @classmethod
     def default_options(cls) -> dict[str, Any]:
         """Every option with its default (what ``fasbench info`` shows)."""
         return {

@@ -47,6 +47,10 @@ class SyntheticDataset(Dataset):
         super().__init__(root, **_resolve(options))
         self.profile: DomainProfile = DOMAINS[self.options["domain"]]
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(OPTIONS)
+
     def cache_options(self) -> dict[str, Any]:
         return {"generator_version": GENERATOR_VERSION, **self.options}
 
