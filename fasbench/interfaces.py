@@ -152,6 +152,19 @@ class DomainBatch:
 
 
 # -- training --------------------------------------------------------------------------------------
+def flatten_tensors(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Every tensor in nested mappings and sequences (a ``state_dict``), by dotted path."""
+    if hasattr(value, "is_floating_point"):
+        return {prefix: value}
+    found: dict[str, Any] = {}
+    items = (
+        value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    )
+    for key, item in items:
+        found.update(flatten_tensors(item, f"{prefix}.{key}" if prefix else str(key)))
+    return found
+
+
 Callback = Callable[[int, Mapping[str, Any]], None]
 
 
@@ -269,20 +282,7 @@ class Learner(ABC):
         a diverged run stops (and is never recorded) even when its loss still looks finite. The default
         walks ``state_dict()``; a learner may return less (e.g. its networks only).
         """
-        found: dict[str, Any] = {}
-
-        def walk(prefix: str, value: Any) -> None:
-            if hasattr(value, "is_floating_point"):
-                found[prefix] = value
-            elif isinstance(value, Mapping):
-                for key, item in value.items():
-                    walk(f"{prefix}.{key}" if prefix else str(key), item)
-            elif isinstance(value, (list, tuple)):
-                for index, item in enumerate(value):
-                    walk(f"{prefix}.{index}", item)
-
-        walk("", self.state_dict())
-        return found
+        return flatten_tensors(self.state_dict())
 
     def optimizers(self) -> list[Any]:
         """The torch optimisers of the outer update. Under data parallelism the runner averages their

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fasbench.benchmark import BenchmarkSpec, load_benchmark
-from fasbench.interfaces import DomainBatch, Learner
+from fasbench.interfaces import DomainBatch, Learner, flatten_tensors
 from fasbench.plugins import PluginRegistry, installed_plugins, option_names
 
 # On top of the benchmark's CPU preset: 32 px and k = 2, so every check takes seconds on a CPU.
@@ -63,20 +63,7 @@ def _tensors(learner: Learner) -> dict[str, Any]:
 
 def _state(learner: Learner) -> dict[str, Any]:
     """Every tensor of ``state_dict()`` by path (networks, buffers, optimiser state, RNG states)."""
-    found: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if hasattr(value, "detach"):
-            found[prefix] = value.detach().clone()
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                walk(f"{prefix}.{index}", item)
-
-    walk("", learner.state_dict())
-    return found
+    return {name: tensor.detach().clone() for name, tensor in flatten_tensors(learner.state_dict()).items()}
 
 
 def _first_difference(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | None:
