@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,12 +114,33 @@ def _as_list(value: str | tuple[str, ...]) -> str | list[str]:
 
 @dataclass(frozen=True)
 class LearnerSpec:
-    """The benchmarked configuration of one learner: backbone, paper hyper-parameters, citation."""
+    """The benchmarked configuration of one learner: backbone, paper hyper-parameters, citation; the values a
+    paper sets for one protocol only (``protocols``: e.g. SSDG's loss weights on ICM_O); the mode that
+    evaluates as its authors did (``mode``)."""
 
     name: str
     cite: str = ""
     backbone: Mapping[str, Any] = field(default_factory=dict)
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    protocols: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    mode: str | None = None
+
+    def settings(self, protocol: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(backbone, hparams) as benchmarked on ``protocol``: the learner's, then that protocol's values."""
+        own = self.protocols.get(protocol, {}) if protocol else {}
+        return {**self.backbone, **own.get("backbone", {})}, {**self.hparams, **own.get("hparams", {})}
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """A named evaluation: data convention + model selection + threshold policy (e.g. how a paper's code
+    evaluates); ``fasbench run/bench/leaderboard --mode NAME`` applies it in one flag."""
+
+    name: str
+    description: str
+    convention: str
+    selection: str
+    threshold_policy: str
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,7 @@ class BenchmarkSpec:
     leaderboard: Mapping[str, Any]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     conventions: Mapping[str, ConventionSpec] = field(default_factory=dict)
+    modes: Mapping[str, ModeSpec] = field(default_factory=dict)
 
     def convention(self, name: str) -> ConventionSpec:
         if name not in self.conventions:
@@ -158,6 +180,34 @@ class BenchmarkSpec:
             raise UnknownNameError("preset", name, self.presets, hint=f"presets are declared in {self.path}")
         return self.presets[name]
 
+    def mode(self, name: str) -> ModeSpec:
+        if name not in self.modes:
+            raise UnknownNameError("mode", name, self.modes, hint=f"modes are declared in {self.path}")
+        return self.modes[name]
+
+    def mode_for(self, name: str | None, learners: Sequence[str]) -> ModeSpec | None:
+        """The mode ``--mode NAME`` asks for (None: no mode). ``paper`` is the learners' own ``mode``, which
+        they must all declare and share (a table or a matrix evaluates one way)."""
+        if name is None:
+            return None
+        if name != "paper":
+            return self.mode(name)
+        declared = {learner: self.learner(learner).mode for learner in learners}
+        missing = sorted(learner for learner, mode in declared.items() if mode is None)
+        if missing:
+            having = sorted(n for n, s in self.learners.items() if s.mode)
+            raise FasbenchError(
+                f"--mode paper: {', '.join(missing)} declare(s) no paper mode in {self.path} (learners.NAME.mode); "
+                f"learners that do: {', '.join(having) or 'none'}; or name a mode: {', '.join(self.modes) or 'none'}"
+            )
+        if len(set(declared.values())) > 1:
+            listing = ", ".join(f"{learner}: {mode}" for learner, mode in sorted(declared.items()))
+            raise FasbenchError(
+                f"--mode paper: these learners evaluate in different modes ({listing}); a table or a matrix uses "
+                "one: run or show them separately"
+            )
+        return self.mode(next(iter(declared.values())))
+
     def learner(self, name: str) -> LearnerSpec:
         """The learner's benchmarked config; an empty one for a plugin registry.yaml does not mention."""
         return self.learners.get(name, LearnerSpec(name))
@@ -169,7 +219,9 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "protocol": ({"sources", "target", "description"}, {"sources", "target"}),
     "suite": ({"description", "domains"}, set()),
     "suite domain": ({"dataset", "options"}, {"dataset"}),
-    "learner": ({"cite", "backbone", "hparams"}, set()),
+    "learner": ({"cite", "backbone", "hparams", "protocols", "mode"}, set()),
+    "learner protocol": ({"backbone", "hparams"}, set()),
+    "mode": ({"description", "convention", "selection", "threshold_policy"}, {"description", "convention"}),
     "preset": (
         {"description", "budget", "eval_every", "checkpoint_every", "log_every", "backbone", "hparams", "data"},
         {"description"},
@@ -179,7 +231,10 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
         {"description", "train", "validation", "target"},
     ),
 }
-_TOP = {"version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard", "conventions"}
+_TOP = {
+    "version", "domains", "protocols", "suites", "defaults", "learners", "presets", "leaderboard", "conventions",
+    "modes",
+}  # fmt: skip
 _DEFAULTS = {
     "suite",
     "seeds",
@@ -311,14 +366,42 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
     if "suite" in defaults:
         check.known((defaults["suite"],), suites, "suite", "defaults.suite")
 
+    modes = {}
+    for name, raw in check.mapping(top.get("modes"), "modes").items():
+        entry = check.entry("mode", raw, f"modes.{name}")
+        check.known((entry["convention"],), conventions, "convention", f"modes.{name}.convention")
+        modes[str(name)] = ModeSpec(
+            str(name),
+            str(entry["description"]).strip(),
+            str(entry["convention"]),
+            str(entry.get("selection", defaults.get("selection", "last"))),
+            str(entry.get("threshold_policy", defaults.get("threshold_policy", "test_eer"))),
+        )
+    if "paper" in modes:
+        raise check.fail("modes.paper", "'paper' is reserved: --mode paper means each learner's own `mode`")
+
     learners = {}
     for name, raw in check.mapping(top.get("learners"), "learners").items():
-        entry = check.entry("learner", raw, f"learners.{name}")
+        where = f"learners.{name}"
+        entry = check.entry("learner", raw, where)
+        per_protocol = {}
+        for protocol, settings in check.mapping(entry.get("protocols"), f"{where}.protocols").items():
+            check.known((protocol,), protocols, "protocol", f"{where}.protocols")
+            own = check.entry("learner protocol", settings, f"{where}.protocols.{protocol}")
+            per_protocol[str(protocol)] = {
+                key: dict(check.mapping(own.get(key), f"{where}.protocols.{protocol}.{key}"))
+                for key in ("backbone", "hparams")
+                if key in own
+            }
+        if entry.get("mode") is not None:
+            check.known((entry["mode"],), modes, "mode", f"{where}.mode")
         learners[name] = LearnerSpec(
             str(name),
             str(entry.get("cite", "")),
-            check.mapping(entry.get("backbone"), f"learners.{name}.backbone"),
-            check.mapping(entry.get("hparams"), f"learners.{name}.hparams"),
+            check.mapping(entry.get("backbone"), f"{where}.backbone"),
+            check.mapping(entry.get("hparams"), f"{where}.hparams"),
+            per_protocol,
+            None if entry.get("mode") is None else str(entry["mode"]),
         )
 
     presets = {}
@@ -351,7 +434,7 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
         if seeds is not None and not (isinstance(seeds, list) and all(isinstance(s, int) for s in seeds)):
             raise check.fail(where, f"expected a list of integers, got {seeds!r}")
 
-    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets, conventions)
+    return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets, conventions, modes)
 
 
 def _convention(check: _Checker, name: str, raw: Any) -> ConventionSpec:

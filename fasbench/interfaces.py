@@ -214,6 +214,7 @@ class Learner(ABC):
     DEFAULTS: ClassVar[Mapping[str, Any]] = {}
     SEARCH_SPACE: ClassVar[Mapping[str, tuple]] = {}
     BACKBONE: ClassVar[Mapping[str, Any]] = {}  # the method's backbone config (its options at their defaults)
+    PAPER_WEIGHTS: ClassVar[str | None] = None  # the starting weights of the paper's backbone (None: from scratch)
     min_domains: ClassVar[int] = 1
 
     def __init__(

@@ -1,6 +1,7 @@
-"""The built-in model-selection rules: ``last``, ``source_val``, ``oracle``, ``last_k_mean`` (and
-``last_k_mean:K``), ``oracle_last``. Each only chooses evaluations (``fasbench.interfaces.SelectionRule``);
-the reported metrics are the mean of the chosen evaluations' metrics (``fasbench.selection.apply_rule``).
+"""The built-in model-selection rules: ``last``, ``source_val``, ``oracle``, ``oracle_auc_hter``,
+``last_k_mean`` (and ``last_k_mean:K``), ``oracle_last``. Each only chooses evaluations
+(``fasbench.interfaces.SelectionRule``); the reported metrics are the mean of the chosen evaluations' metrics
+(``fasbench.selection.apply_rule``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ class Oracle(SelectionRule):
         return _best(evaluations, lambda e: e.target["HTER"])
 
 
+class OracleAUCMinusHTER(SelectionRule):
+    """The checkpoint with the highest target AUC - HTER (ties: the later one): SA-FAS's and GAC-FAS's code."""
+
+    name = "oracle_auc_hter"
+    description = "the checkpoint with the best target AUC - HTER (oracle; SA-FAS, GAC-FAS, SSAN)"
+    uses_target = True
+
+    def select(self, evaluations: Sequence[Evaluation]) -> list[int]:
+        return _best(evaluations, lambda e: e.target["HTER"] - e.target["AUC"])
+
+
 class LastKMean(SelectionRule):
     """The mean of the metrics of the last k evaluations (SA-FAS and GAC-FAS report k = 10)."""
 
@@ -84,7 +96,7 @@ class OracleLast(SelectionRule):
         return [len(evaluations) - 1]
 
 
-RULES = (Last, BestSourceValidation, Oracle, LastKMean, OracleLast)
+RULES = (Last, BestSourceValidation, Oracle, OracleAUCMinusHTER, LastKMean, OracleLast)
 
 
 @hookimpl

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from fasbench.benchmark import PACKAGED, load_benchmark, parse_benchmark
-from fasbench.errors import RegistryFileError, UnknownNameError
+from fasbench.errors import FasbenchError, RegistryFileError, UnknownNameError
 
 
 def shipped():
@@ -72,6 +72,19 @@ def mutated(change):
         ),
         (lambda d: d["conventions"]["official"].pop("train"), r"conventions\.official: missing key 'train'"),
         (lambda d: d["defaults"]["data"].update(convention="paper"), r"defaults\.data\.convention: unknown convention"),
+        (lambda d: d["modes"]["ssdg"].update(convention="nope"), r"modes\.ssdg\.convention: unknown convention 'nope'"),
+        (lambda d: d["modes"]["ssdg"].pop("convention"), r"modes\.ssdg: missing key 'convention'"),
+        (lambda d: d["modes"]["ssdg"].update(threshold="x"), r"modes\.ssdg: unknown key 'threshold'"),
+        (lambda d: d["modes"].update(paper=d["modes"]["ssdg"]), r"modes\.paper: 'paper' is reserved"),
+        (lambda d: d["learners"]["ssdg"].update(mode="nope"), r"learners\.ssdg\.mode: unknown mode 'nope'"),
+        (
+            lambda d: d["learners"]["ssdg"]["protocols"].update(XYZ={}),
+            r"learners\.ssdg\.protocols: unknown protocol 'XYZ'",
+        ),
+        (
+            lambda d: d["learners"]["ssdg"]["protocols"]["ICM_O"].update(lr=1),
+            r"learners\.ssdg\.protocols\.ICM_O: unknown key 'lr'",
+        ),
     ],
 )
 def test_schema_refusals_name_file_and_entry(tmp_path, change, message):
@@ -137,3 +150,31 @@ def test_learner_entries_hold_only_what_differs_from_the_code():
         for key, value in entry.backbone.items():
             if key != "type":
                 assert parameters[key].default != value, f"learners.{name}.backbone.{key} restates {value!r}"
+
+
+def test_per_protocol_settings_overlay_the_learners_and_paper_mode_is_the_learners_own():
+    spec = load_benchmark()
+    ssdg = spec.learner("ssdg")
+    assert ssdg.settings("ICM_O")[1] == {"lr_drop_step": 1500, "triplet_weight": 2.0, "adversarial_weight": 0.1}
+    assert ssdg.settings("OMI_C") == ({}, {}) and ssdg.settings(None) == ({}, {})
+    assert spec.mode_for(None, ["ssdg"]) is None
+    assert spec.mode_for("paper", ["ssdg"]).name == "ssdg"
+    assert (spec.mode("safas").convention, spec.mode("safas").selection) == ("all_sources", "oracle_auc_hter")
+    with pytest.raises(FasbenchError, match=r"different modes \(safas: safas, ssdg: ssdg\)"):
+        spec.mode_for("paper", ["ssdg", "safas"])
+    with pytest.raises(FasbenchError, match=r"rfmeta declare\(s\) no paper mode.*learners that do: safas, ssdg"):
+        spec.mode_for("paper", ["rfmeta", "ssdg"])
+    with pytest.raises(UnknownNameError, match="mode"):
+        spec.mode_for("ssgd", ["rfmeta"])
+
+
+def test_per_protocol_learner_settings_differ_from_the_learners_own():
+    """A protocols entry that restates what the learner already has is noise (and hides the real differences)."""
+    from fasbench.plugins import installed_plugins
+
+    plugins = installed_plugins()
+    for name, entry in load_benchmark().learners.items():
+        defaults = {**plugins.get("learners", name).obj.all_defaults(), **entry.hparams}
+        for protocol, own in entry.protocols.items():
+            for key, value in own.get("hparams", {}).items():
+                assert defaults[key] != value, f"learners.{name}.protocols.{protocol}.hparams.{key} restates {value!r}"

@@ -37,11 +37,27 @@ def test_info_protocol_and_unknown_name(capsys):
     assert status == 2 and "did you mean 'ICM_O'" in err
 
 
+def test_info_shows_every_kind_that_shares_a_name_and_list_modes(capsys):
+    status, out, _ = run(capsys, "info", "ssdg")
+    text = " ".join(out.split())
+    assert status == 0
+    assert "data convention ssdg" in text and "mode ssdg:" in text and "learner ssdg" in text
+    assert "selection oracle, threshold policy test_eer; used by: ssdg" in text
+    assert "'triplet_weight': 2.0" in text and "--mode paper (= --mode ssdg)" in text
+    status, out, _ = run(capsys, "list", "modes")
+    assert status == 0 and "ssdg" in out and "safas" in out
+
+
 def test_registry_option_reads_a_user_file(capsys, tmp_path):
     data = yaml.safe_load(PACKAGED.read_text())
     data["protocols"] = {"CI_M": {"sources": ["C", "I"], "target": "M"}}
     data["leaderboard"].pop("protocols")
     path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    status, _, err = run(capsys, "--benchmark", str(path), "list", "protocols")
+    assert status == 2 and "learners.safas.protocols: unknown protocol 'ICM_O' (known: CI_M)" in " ".join(err.split())
+    for entry in data["learners"].values():  # per-protocol learner settings name declared protocols only
+        entry.pop("protocols", None)
     path.write_text(yaml.safe_dump(data))
     status, out, _ = run(capsys, "--benchmark", str(path), "list", "protocols")
     assert status == 0 and "CI_M" in out and "ICM_O" not in out

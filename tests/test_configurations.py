@@ -126,3 +126,56 @@ def test_a_learner_without_a_search_space_cannot_be_swept(bench, capsys, monkeyp
         from fasbench.runs.sweep import check_space
 
         check_space("x", {"lrr": ("uniform", 0, 1)}, {"lr": 1.0})
+
+
+def test_pretrained_weights_are_part_of_a_runs_identity_and_of_the_caption(bench, capsys, tmp_path):
+    """``backbone.pretrained: PATH`` loads that file; the record holds its SHA-256 (another file, another run),
+    a run without weights says "from scratch", and the caption says which learners started from which."""
+    import hashlib
+
+    import torch
+    from fasbench_plugins.networks import TimmBackbone
+
+    timm_options = ["backbone.type=timm:resnet18", "backbone.width=0.0625", "backbone.input_size=32"]
+    torch.manual_seed(3)
+    weights = tmp_path / "resnet18-narrow.pth"
+    torch.save(TimmBackbone("resnet18", input_size=32, width=0.0625).body.state_dict(), weights)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert bench["run"]("smoke", "--cfg-options", *timm_options) == 0
+    cache = str(tmp_path / "cache")
+    argv = ["run", "auxiliary", *BASE, "--out", str(bench["out"]), "--cache-dir", cache, "--preset", "smoke"]
+    assert bench["cli"](*argv, "--cfg-options", *timm_options, f"backbone.pretrained={weights}") == 0
+    records = {json.loads(p.read_text())["learner"]: p for p in bench["out"].rglob("record.json")}
+    scratch = json.loads(records["binary_cnn"].read_text())["config"]
+    loaded = json.loads(records["auxiliary"].read_text())["config"]
+    assert scratch["weights"] == "from scratch" and loaded["weights"] == f"sha256:{digest}"
+    caption = board(bench, capsys, "--preset", "smoke", "--learners", "binary_cnn", "auxiliary")["caption"]
+    assert f"backbone weights: from scratch (binary_cnn); pretrained file sha256 {digest[:12]} (auxiliary)" in caption
+    weights.write_bytes(weights.read_bytes() + b"\0")  # another file under the same name: another run
+    assert bench["cli"](*argv, "--cfg-options", *timm_options, f"backbone.pretrained={weights}") == 0
+    shas = {json.loads(p.read_text())["config"]["weights"] for p in bench["out"].rglob("auxiliary/*/*/record.json")}
+    assert shas == {f"sha256:{digest}", f"sha256:{hashlib.sha256(weights.read_bytes()).hexdigest()}"}
+    weights.write_bytes(weights.read_bytes()[:1000])  # damaged: refused before any training
+    capsys.readouterr()
+    assert bench["cli"](*argv, "--cfg-options", *timm_options, f"backbone.pretrained={weights}") == 2
+    assert f"pretrained weights {weights} cannot be read" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_mode_sets_the_convention_of_a_run_and_the_evaluation_of_a_table(bench, capsys):
+    assert bench["run"]("smoke", "--mode", "ssdg") == 0
+    (record,) = [json.loads(p.read_text()) for p in bench["out"].rglob("record.json")]
+    assert record["convention"] == record["config"]["convention"] == record["data"]["convention"] == "ssdg"
+    assert "data.convention" not in record["config"]["overrides"]  # the mode's, not a user override
+    plain = " ".join(board(bench, capsys, "--preset", "smoke")["caption"].split())  # the store's only convention
+    assert "data convention ssdg" in plain and "oracle" not in plain
+    table = board(bench, capsys, "--preset", "smoke", "--mode", "ssdg")
+    assert table["cells"] and all(cell["n"] == 1 for cell in table["cells"])
+    caption = " ".join(table["caption"].split())
+    assert "data convention ssdg" in caption and "model selection oracle" in caption
+    assert "threshold policy test_eer" in caption
+    capsys.readouterr()
+    assert bench["cli"]("leaderboard", "--out", str(bench["out"]), "--preset", "smoke", "--mode", "ssdg",
+                        "--selection", "last") == 2  # fmt: skip
+    assert "--selection last contradicts --mode ssdg" in " ".join(capsys.readouterr().err.split())
+    assert bench["cli"]("leaderboard", "--out", str(bench["out"]), "--mode", "paper", "--learners", "binary_cnn") == 2
+    assert "binary_cnn declare(s) no paper mode" in " ".join(capsys.readouterr().err.split())

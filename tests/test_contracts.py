@@ -66,7 +66,11 @@ def test_every_dataset_meets_the_contract(name, tmp_path, monkeypatch):
     check_dataset(name, options)
 
 
-BACKBONES = {"rfmeta_cnn": {"width": 0.125, "input_size": 32}, "timm:": {"input_size": 32}}
+BACKBONES = {
+    "rfmeta_cnn": {"width": 0.125, "input_size": 32},
+    "anrl_cnn": {"width": 0.125, "input_size": 32},
+    "timm:": {"input_size": 32},
+}
 FAMILY_VARIANTS = {"timm:": ["resnet18", "mobilenetv3_small_050"]}
 
 

@@ -133,7 +133,7 @@ def test_a_damaged_cache_chunk_stops_the_run_and_nothing_is_recorded(setup, caps
     assert main([*prepare[:4], "--cache-dir", setup["cache"], "--verify"]) == 2  # every cache in the folder
     assert main([*prepare, "--force"]) == 0 and main([*prepare, "--verify"]) == 0
     assert main(run_argv(setup)) == 0 and (run / "done").exists() and not (run / "failed.json").exists()
-    assert len(results(setup)) == 5 * 3 * 2 and [r["status"] for r in store.runs()] == ["done"]
+    assert len(results(setup)) == 6 * 3 * 2 and [r["status"] for r in store.runs()] == ["done"]
 
 
 def test_a_diverged_run_is_failed_with_the_step_the_tensor_and_the_fix(setup, capsys):

@@ -157,17 +157,56 @@ def test_timm_pretrained_weights_come_from_the_named_file(tmp_path):
     reference = timm.create_model("resnet18")
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
-    backbone = TimmBackbone("resnet18", input_size=32, pretrained_file=str(path))
+    backbone = TimmBackbone("resnet18", input_size=32, pretrained=str(path))
     torch.testing.assert_close(backbone.body.conv1.weight, reference.conv1.weight)
     torch.testing.assert_close(backbone.body.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    six = TimmBackbone("resnet18", input_size=32, color="rgb_hsv", pretrained=str(path))  # the stem adapted, as timm
+    assert six.body.conv1.weight.shape[1] == 6
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, tmp_path / "wrapped.pth")
+    wrapped = TimmBackbone("resnet18", input_size=32, pretrained=str(tmp_path / "wrapped.pth"))
+    torch.testing.assert_close(wrapped.body.layer1[0].bn1.running_var, reference.layer1[0].bn1.running_var)
+
+
+def test_a_torchvision_resnet_file_loads_into_timm_and_computes_the_same_features(tmp_path):
+    """The authors' ImageNet weights are torchvision's files (resnet50-19c8e357.pth, resnet18-5c106cde.pth): their
+    keys are timm's, so such a file is a valid ``backbone.pretrained``, and the body computes torchvision's
+    layer4 (with the input normalisation off)."""
+    import torchvision
+
+    torch.manual_seed(6)
+    reference = torchvision.models.resnet18().eval()
+    path = tmp_path / "resnet18-torchvision.pth"
+    torch.save(reference.state_dict(), path)
+    backbone = TimmBackbone("resnet18", input_size=64, pretrained=str(path), normalize=False).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        x = reference.maxpool(reference.relu(reference.bn1(reference.conv1(images))))
+        expected = reference.layer4(reference.layer3(reference.layer2(reference.layer1(x))))
+        torch.testing.assert_close(backbone(images).features, expected)
+
+
+def test_timm_width_narrows_a_resnet_keeping_its_structure():
+    narrow = build_backbone({"type": "timm:resnet50", "width": 0.125, "input_size": 64})
+    assert narrow.stage_channels[-3:] == [64, 128, 256] and narrow.feature_channels == 256
+    assert len(narrow.body.layer3) == 6  # Bottleneck [3, 4, 6, 3]: the same depth
+    out = narrow(torch.rand(2, 3, 64, 64))
+    assert out.features.shape == (2, 256, 2, 2) and out.depth_features.shape == (2, 448, 8, 8)
 
 
 def test_timm_errors_say_what_to_do(tmp_path):
     with pytest.raises(FasbenchError, match="never downloads weights"):
-        TimmBackbone("resnet18", pretrained_file=str(tmp_path / "missing.pth"))
+        TimmBackbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
+    torch.save(TimmBackbone("resnet34", input_size=32).body.state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(FasbenchError, match="do not fit timm:resnet18"):
+        TimmBackbone("resnet18", input_size=32, pretrained=str(tmp_path / "r34.pth"))
+    (tmp_path / "pickle.pth").write_bytes(b"not a torch file")
+    with pytest.raises(FasbenchError, match="weights_only=True"):
+        TimmBackbone("resnet18", input_size=32, pretrained=str(tmp_path / "pickle.pth"))
+    with pytest.raises(FasbenchError, match="cannot download timm:resnet18's pretrained weights.*backbone.pretrained="):
+        TimmBackbone("resnet18", input_size=32, pretrained="timm")  # HF_HUB_OFFLINE=1 in the tests: no hub
     with pytest.raises(UnknownNameError, match="unknown timm model 'resnet-18'; did you mean 'resnet18'"):
         TimmBackbone("resnet-18")
     with pytest.raises(FasbenchError, match="has no width multiplier"):
-        build_backbone({"type": "timm:resnet18", "width": 0.25})
+        build_backbone({"type": "timm:mobilenetv3_small_050", "width": 0.25})
     with pytest.raises(FasbenchError, match="at least 32"):
         TimmBackbone("resnet18", input_size=16)

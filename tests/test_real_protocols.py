@@ -168,7 +168,7 @@ def test_without_source_validation_the_table_says_why_its_cells_are_empty(real, 
     assert run(cli, real, "MI_C", "all_sources", out) == 0
     (record,) = out.rglob("record.json")
     evaluations = json.loads(record.read_text())["evaluations"]
-    assert {e["selection"] for e in evaluations} == {"last", "oracle", "last_k_mean", "oracle_last"}
+    assert {e["selection"] for e in evaluations} == {"last", "oracle", "oracle_auc_hter", "last_k_mean", "oracle_last"}
     assert "source_val" not in {e["policy"] for e in evaluations}
     capsys.readouterr()
     assert cli("leaderboard", "--out", str(out), "--preset", "tiny", "--selection", "source_val") == 2

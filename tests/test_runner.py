@@ -82,8 +82,8 @@ def test_run_writes_a_run_dir_a_store_row_and_a_leaderboard(setup, tmp_path, cap
     (video_row,) = store.rows(selection="last", threshold_policy="test_eer", level="video")
     assert video_row.metrics["HTER"] == pytest.approx(video["HTER"])
     # every selection x policy x level is recorded
-    # every selection rule (last, source_val, oracle, last_k_mean, oracle_last) x policy x level
-    assert len(store.rows()) == 5 * 3 * 2
+    # every selection rule (last, source_val, oracle, oracle_auc_hter, last_k_mean, oracle_last) x policy x level
+    assert len(store.rows()) == 6 * 3 * 2
 
     capsys.readouterr()
     assert cli(setup, "leaderboard", "--out", str(out), "--preset", "tiny", "--format", "csv", "--metric", "AUC") == 0

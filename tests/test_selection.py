@@ -52,11 +52,26 @@ def test_every_rule_on_committed_evaluations_gives_the_golden_values(request):
     assert found["last_k_mean:3 source_val/frame"]["HTER"] == pytest.approx((0.31 + 0.26 + 0.21) / 3)
 
 
+def test_oracle_auc_hter_takes_the_best_target_auc_minus_hter_and_ties_go_later():
+    """SA-FAS's rule: max(AUC - HTER) on the target. Step 90 (AUC 0.99, HTER 0.15: 0.84) beats steps 30 and 60
+    (0.9 - 0.1 = 0.8), which the HTER oracle takes; equal values go to the later step."""
+    lines = [json.loads(line) for line in (DATA / "evaluations.jsonl").read_text().splitlines()]
+    for line in lines:
+        if line["step"] == 90:
+            line["target"]["AUC"] = 0.99
+    chosen = rules(installed_plugins(), ["oracle", "oracle_auc_hter"])
+    found = {r["selection"]: r for r in selected(History.from_records(lines), chosen) if r["policy"] == "test_eer"}
+    assert found["oracle"]["steps"] == [60] and found["oracle_auc_hter"]["steps"] == [90]
+    assert found["oracle_auc_hter"]["oracle"] is True
+    plain = {r["selection"]: r for r in selected(history(), chosen) if r["policy"] == "test_eer"}
+    assert plain["oracle_auc_hter"]["steps"] == [60]  # 30 and 60 tie at 0.8: the later
+
+
 def test_rules_that_need_validation_are_left_out_without_it():
     lines = [json.loads(line) for line in (DATA / "evaluations.jsonl").read_text().splitlines()]
     evaluations = History.from_records([{**line, "source_val": None} for line in lines])
     found = {r["selection"] for r in selected(evaluations, rules(installed_plugins()))}
-    assert found == {"last", "oracle", "last_k_mean", "oracle_last"}
+    assert found == {"last", "oracle", "oracle_auc_hter", "last_k_mean", "oracle_last"}
     with pytest.raises(FasbenchError, match="needs source validation"):
         apply_rule(rules(installed_plugins(), ["source_val"])["source_val"], evaluations, "test_eer", "video")
 

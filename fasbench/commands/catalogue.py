@@ -13,7 +13,7 @@ from fasbench.console import out, warn_broken
 from fasbench.errors import UnknownNameError
 from fasbench.plugins import KINDS, Entry, PluginRegistry, installed_plugins
 
-DECLARED = ("protocols", "suites", "domains", "conventions")
+DECLARED = ("protocols", "suites", "domains", "conventions", "modes")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     info = subparsers.add_parser(
         "info",
-        help="show one plugin, protocol, suite or data convention in detail",
+        help="show one plugin, protocol, suite, data convention or mode in detail",
         description="A plugin's class, module, docs and defaults; a protocol's videos per role; a suite's "
         "domains; a data convention's rules.",
     )
@@ -86,6 +86,11 @@ def _declared_table(spec: BenchmarkSpec, kind: str) -> Table:
             table.add_column(column)
         for c in spec.conventions.values():
             table.add_row(c.name, c.summary.split(": ", 1)[1], c.description)
+    elif kind == "modes":
+        for column in ("name", "convention", "selection", "threshold policy", "description"):
+            table.add_column(column)
+        for m in spec.modes.values():
+            table.add_row(m.name, m.convention, m.selection, m.threshold_policy, m.description)
     elif kind == "suites":
         for column in ("name", "domains", "description"):
             table.add_column(column)
@@ -119,6 +124,25 @@ def _default_config(entry: Entry, spec: BenchmarkSpec) -> dict[str, Any]:
         for name, parameter in signature.parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
+
+
+def _weights_line(entry: Entry, spec: BenchmarkSpec) -> str:
+    """What the paper starts from, what the benchmarked configuration starts from, and how to close the gap."""
+    backbone = {**getattr(entry.obj, "BACKBONE", {}), **spec.learner(entry.name).backbone}
+    pretrained = backbone.get("pretrained")
+    here = "from scratch" if pretrained is None else f"backbone.pretrained = {pretrained}"
+    paper = getattr(entry.obj, "PAPER_WEIGHTS", None)
+    if paper is None:
+        return f"paper: from scratch; this configuration: {here}"
+    line = f"paper: {paper}; this configuration: {here}"
+    if pretrained is None:
+        line += (
+            '. Runs without those weights say "from scratch" in their record and table caption. To start from '
+            "ImageNet, fetch the file once where a model hub is reachable (torchvision's or timm's weights for "
+            f"{backbone.get('type', 'the backbone')}, saved with torch.save(model.state_dict(), PATH)) and pass "
+            "--cfg-options backbone.pretrained=PATH (its SHA-256 joins the run's identity)"
+        )
+    return line
 
 
 def _videos_of(plugins: PluginRegistry, dataset: str, options: dict[str, Any], cache_dir: str | None):
@@ -186,9 +210,12 @@ def protocol_roles_table(
 
 
 def run_info(args: argparse.Namespace) -> int:
+    """Everything called ``name``: a protocol, data convention, mode, suite and plugins may share a name (the
+    convention, mode and learner ``ssdg``); each is shown."""
     console = out()
     spec = load_benchmark(args.benchmark)
     name = args.name
+    shown = False
     if name in spec.protocols:
         p = spec.protocols[name]
         console.print(
@@ -196,13 +223,22 @@ def run_info(args: argparse.Namespace) -> int:
             highlight=False,
         )
         console.print(protocol_roles_table(spec, p.name, args.suite, args.convention, args.cache_dir))
-        return 0
+        shown = True
     if name in spec.conventions:
         c = spec.conventions[name]
         console.print(f"[bold]data convention {c.name}[/]: {c.description}", highlight=False)
         console.print(c.summary, highlight=False)
         console.print({"rules": c.rules(), "tunables (data.<name>)": c.tunables()})
-        return 0
+        shown = True
+    if name in spec.modes:
+        m = spec.modes[name]
+        console.print(
+            f"[bold]mode {m.name}[/]: {m.description}\n  data convention {m.convention}, selection {m.selection}, "
+            f"threshold policy {m.threshold_policy}; used by: "
+            f"{', '.join(n for n, s in spec.learners.items() if s.mode == m.name) or 'no learner'} (--mode {m.name})",
+            highlight=False,
+        )
+        shown = True
     if name in spec.suites:
         s = spec.suites[name]
         console.print(f"[bold]suite {s.name}[/]: {s.description}", highlight=False)
@@ -211,11 +247,11 @@ def run_info(args: argparse.Namespace) -> int:
             if s.name == "real"
             else {k: (d.dataset, dict(d.options)) for k, d in s.domains.items()}
         )
-        return 0
+        shown = True
     plugins = _plugins()
     found = plugins.find(name)
-    if not found:
-        known = sorted({*plugins.all_names(), *spec.protocols, *spec.suites, *spec.conventions})
+    if not found and not shown:
+        known = sorted({*plugins.all_names(), *spec.protocols, *spec.suites, *spec.conventions, *spec.modes})
         raise UnknownNameError("name", name, known, hint="see `fasbench list`")
     for entry in found:
         obj = entry.obj
@@ -229,5 +265,17 @@ def run_info(args: argparse.Namespace) -> int:
         if module is not None and module.__doc__ and module.__doc__.strip() != (obj.__doc__ or "").strip():
             table.add_row("module", inspect.cleandoc(module.__doc__))  # sources, facts, deliberate differences
         table.add_row("defaults", str(_default_config(entry, spec)))
+        if entry.kind == "learners":
+            table.add_row("weights", _weights_line(entry, spec))
+            learner = spec.learner(entry.name)
+            if learner.protocols:
+                table.add_row("per protocol", str({p: dict(v) for p, v in learner.protocols.items()}))
+            if learner.mode:
+                mode = spec.mode(learner.mode)
+                table.add_row(
+                    "paper mode",
+                    f"--mode paper (= --mode {mode.name}): convention {mode.convention}, selection {mode.selection}, "
+                    f"threshold policy {mode.threshold_policy}",
+                )
         console.print(table)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from fasbench.benchmark import load_benchmark
+from fasbench.benchmark import BenchmarkSpec, load_benchmark
 from fasbench.console import err, out
 from fasbench.errors import FasbenchError
 from fasbench.evaluation import LEVELS
@@ -31,6 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--selection",
         help="model-selection rule: last, source_val, oracle, last_k_mean[:K], oracle_last or a plugin's "
         "(`fasbench list selections`; default: registry.yaml)",
+    )
+    board.add_argument(
+        "--mode",
+        help="a registry.yaml mode: its data convention, selection and threshold policy at once (e.g. ssdg); "
+        "'paper': the shown learners' own (with --learners)",
     )
     board.add_argument("--config", metavar="ID", help="the configuration to show (an id from `fasbench results show`)")
     board.add_argument("--preset", help="the runs made with this preset ('none': without one)")
@@ -83,6 +88,24 @@ def _choose(store, column: str, requested: str | None, preferred: str | None, op
     return present[0]
 
 
+def _apply_mode(args: argparse.Namespace, spec: BenchmarkSpec) -> None:
+    """``--mode``: set --convention, --selection and --threshold-policy from the mode; one given beside it must
+    agree (a table shows one evaluation, and says which)."""
+    if args.mode is None:
+        return
+    if args.mode == "paper" and not args.learners:
+        raise FasbenchError("--mode paper needs --learners: each learner's own mode is in registry.yaml learners.NAME")
+    mode = spec.mode_for(args.mode, args.learners or [])
+    for option, value in (
+        ("convention", mode.convention), ("selection", mode.selection), ("threshold_policy", mode.threshold_policy),
+    ):  # fmt: skip
+        given = getattr(args, option)
+        if given is not None and given != value:
+            flag = "--" + option.replace("_", "-")
+            raise FasbenchError(f"{flag} {given} contradicts --mode {mode.name} ({option} {value}); give one of them")
+        setattr(args, option, value)
+
+
 def run_leaderboard(args: argparse.Namespace) -> int:
     from fasbench.commands.run import higher_is_better
     from fasbench.plugins import installed_plugins
@@ -93,6 +116,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     spec = load_benchmark(args.benchmark)
     store = _store(args.out)
     suite = _choose(store, "suite", args.suite, None, "--suite")
+    _apply_mode(args, spec)
     default_convention = spec.defaults.get("data", {}).get("convention")
     convention = _choose(store, "convention", args.convention, default_convention, "--convention", suite=suite)
     selection = args.selection or spec.defaults.get("selection", "last")

@@ -9,7 +9,7 @@ from typing import Any
 
 from mmengine.config import DictAction
 
-from fasbench.benchmark import BenchmarkSpec, load_benchmark
+from fasbench.benchmark import BenchmarkSpec, ModeSpec, load_benchmark
 from fasbench.console import err, out, warn_broken
 from fasbench.errors import FasbenchError, UnknownNameError
 from fasbench.plugins import installed_plugins
@@ -31,6 +31,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default={},
         metavar="KEY=VALUE",
         help="override config keys, e.g. hparams.lr=1e-4 backbone.width=0.5 data.workers=2",
+    )
+    parser.add_argument(
+        "--mode",
+        help="a registry.yaml mode: data convention + selection + threshold policy in one flag (e.g. ssdg); "
+        "'paper': the learner's own (registry.yaml learners.NAME.mode)",
     )
     parser.add_argument("--out", default="runs", help="runs directory; holds results.sqlite (default: runs)")
     parser.add_argument("--cache-dir", help="frame cache directory (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
@@ -126,6 +131,13 @@ def _matrix(
         spec.protocol(protocol)
     sweep_seed = getattr(args, "sweep_seed", 0)
     spaces = {learner: _search_space(plugins, learner) if trials > 1 else {} for learner in learners}
+    mode = spec.mode_for(getattr(args, "mode", None), learners)
+    if mode is not None:
+        err().print(
+            f"mode {mode.name}: data convention {mode.convention}, selection {mode.selection}, threshold policy "
+            f"{mode.threshold_policy}",
+            highlight=False,
+        )
     configs = [
         resolve_run_config(
             spec,
@@ -137,6 +149,7 @@ def _matrix(
             budget=args.budget,
             device=device,
             preset=preset,
+            convention=mode.convention if mode else None,
             cfg_options={
                 **args.cfg_options,
                 **{f"hparams.{k}": v for k, v in draw(spaces[learner], trial, sweep_seed).items()},
@@ -148,7 +161,7 @@ def _matrix(
         for seed in seeds
     ]
     for config in configs:
-        _check_reported(spec, config)
+        _check_reported(spec, config, mode)
     return configs
 
 
@@ -204,19 +217,24 @@ def _write_sweeps(args: argparse.Namespace, plans: list, trials: int) -> None:
         err().print(f"sweep of {learner} on {protocol}: {trials} trials, listed in {path}", highlight=False)
 
 
-def _check_reported(spec: BenchmarkSpec, config: dict) -> None:
-    """Refuse, before training, a run whose default table would need source validation it cannot have."""
+def reported(spec: BenchmarkSpec, mode: ModeSpec | None) -> tuple[str, str]:
+    """(selection, threshold policy) of the tables a run prints: the mode's, else registry.yaml's defaults."""
+    if mode is not None:
+        return mode.selection, mode.threshold_policy
+    return spec.defaults.get("selection", "last"), spec.defaults.get("threshold_policy", "test_eer")
+
+
+def _check_reported(spec: BenchmarkSpec, config: dict, mode: ModeSpec | None = None) -> None:
+    """Refuse, before training, a run whose table would need source validation it cannot have."""
     if config["data"]["validation"] != "none":
         return
-    for key, value in (
-        ("selection", spec.defaults.get("selection")),
-        ("threshold_policy", spec.defaults.get("threshold_policy")),
-    ):
+    where = f"mode {mode.name}" if mode else f"{spec.path} defaults"
+    for key, value in zip(("selection", "threshold_policy"), reported(spec, mode), strict=True):
         if value == "source_val":
             raise FasbenchError(
                 f"data convention {config['data']['convention']!r} has no source validation (every source video "
-                f"trains), but {spec.path} sets defaults.{key}: source_val; choose a convention with validation "
-                f"or set defaults.{key} to another value"
+                f"trains), but {where} set(s) {key} source_val; choose a convention with validation "
+                f"or another {key}"
             )
 
 
@@ -260,13 +278,12 @@ def _execute_all(
     return records
 
 
-def _summary(spec: BenchmarkSpec, records: list[dict]) -> None:
+def _summary(spec: BenchmarkSpec, records: list[dict], mode: ModeSpec | None = None) -> None:
     from fasbench.results.leaderboard import build_leaderboard
     from fasbench.results.render import to_rich
     from fasbench.results.store import rows_from_record
 
-    policy = spec.defaults.get("threshold_policy", "test_eer")
-    selection = spec.defaults.get("selection", "last")
+    selection, policy = reported(spec, mode)
     level = spec.defaults.get("level", "video")
     for convention in sorted({record["convention"] for record in records}):
         rows = [
@@ -309,16 +326,16 @@ def run_one(args: argparse.Namespace) -> int:
     spec = load_benchmark(args.benchmark)
     configs = _matrix(args, spec, [args.learner], [args.protocol])
     records = _execute_all(args, spec, configs)
-    _finish(spec, records)
+    _finish(spec, records, spec.mode_for(args.mode, [args.learner]))
     return 0
 
 
-def _finish(spec: BenchmarkSpec, records: list[dict]) -> None:
+def _finish(spec: BenchmarkSpec, records: list[dict], mode: ModeSpec | None) -> None:
     """Print the result table (rank 0 only) and leave the process group."""
     from fasbench import distributed
 
     if distributed.is_main() and records:
-        _summary(spec, records)
+        _summary(spec, records, mode)
     distributed.destroy()
 
 
@@ -347,7 +364,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise FasbenchError("--shard and --sweep together are not supported; run the sweep on one machine")
     configs = configs[index::count]
     err().print(f"shard {index}/{count}: {len(configs)} runs", highlight=False)
-    _finish(spec, _execute_all(args, spec, configs, trials))
+    _finish(spec, _execute_all(args, spec, configs, trials), spec.mode_for(args.mode, learners))
     return 0
 
 
@@ -356,5 +373,5 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.trials < 2:
         raise FasbenchError(f"--trials must be at least 2 (trial 0 is the defaults), got {args.trials}")
     configs = _matrix(args, spec, [args.learner], [args.protocol], args.trials)
-    _finish(spec, _execute_all(args, spec, configs, args.trials))
+    _finish(spec, _execute_all(args, spec, configs, args.trials), spec.mode_for(args.mode, [args.learner]))
     return 0

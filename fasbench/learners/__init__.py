@@ -19,6 +19,7 @@
 depth and classifier heads sized for it, and the outer optimiser; it checks inputs, scores in evaluation
 mode (sigmoid of the classifier logit = P(live)), and checkpoints networks, optimisers and RNG states.
 ``BackboneModule`` is the backbone contract (``fasbench.interfaces.Backbone``) as a torch module.
+``fasbench.learners.augment``: train-time augmentations on the device, drawn from the learner's generator.
 """
 
 from fasbench.learners.heads import ClassifierHead, DepthHead, build_heads
@@ -38,6 +39,7 @@ from fasbench.learners.network import (
     BinaryNetwork,
     NetworkLearner,
     bce,
+    live_probability,
     pool,
 )
 
@@ -56,6 +58,7 @@ __all__ = [
     "check_width",
     "conv_bn_relu",
     "input_spec_for",
+    "live_probability",
     "pool",
     "reference_init_",
     "scaled",

@@ -37,8 +37,9 @@ class ClassifierHead(nn.Module):
     and the classifier every baseline shares.
     """
 
-    def __init__(self, in_channels: int, *, width: float = 1.0, bn_momentum: float = 0.1) -> None:
+    def __init__(self, in_channels: int, *, width: float = 1.0, bn_momentum: float = 0.1, outputs: int = 1) -> None:
         super().__init__()
+        self.outputs = outputs
         first, second, third = (scaled(c, width) for c in CLASSIFIER_CHANNELS)
         self.features = nn.Sequential(
             *conv_bn_relu(in_channels, first, bn_momentum),
@@ -49,15 +50,21 @@ class ClassifierHead(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.fc = nn.Linear(third, 1)
+        self.fc = nn.Linear(third, outputs)
         reference_init_(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(features)).squeeze(1)
+        """B logits (one output) or B x outputs."""
+        logits = self.fc(self.features(features))
+        return logits.squeeze(1) if self.outputs == 1 else logits
 
 
-def build_heads(backbone: BackboneModule, *, classifier_bn_momentum: float = 0.1) -> tuple[DepthHead, ClassifierHead]:
-    """A depth head and a classifier head sized for ``backbone`` (channels and width multiplier)."""
+def build_heads(
+    backbone: BackboneModule, *, classifier_bn_momentum: float = 0.1, outputs: int = 1
+) -> tuple[DepthHead, ClassifierHead]:
+    """A depth head and a classifier head (``outputs`` logits) sized for ``backbone`` (channels and width)."""
     depth = DepthHead(backbone.depth_channels, width=backbone.width)
-    classifier = ClassifierHead(backbone.feature_channels, width=backbone.width, bn_momentum=classifier_bn_momentum)
+    classifier = ClassifierHead(
+        backbone.feature_channels, width=backbone.width, bn_momentum=classifier_bn_momentum, outputs=outputs
+    )
     return depth, classifier

@@ -76,6 +76,12 @@ def pool(batches: Sequence[DomainBatch]) -> DomainBatch:
     )
 
 
+def live_probability(logits: torch.Tensor) -> torch.Tensor:
+    """P(live) from a classifier's output: sigmoid of one logit (B), or softmax index 1 of two (B x 2)."""
+    logits = logits.float()
+    return torch.sigmoid(logits) if logits.ndim == 1 else torch.softmax(logits, dim=1)[:, 1]
+
+
 def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of one-logit outputs against float labels (1 = live), computed in fp32."""
     return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
@@ -90,6 +96,7 @@ class NetworkLearner(Learner):
 
     uses_depth: ClassVar[bool] = False
     BACKBONE: ClassVar[Mapping[str, Any]] = {"type": "rfmeta_cnn"}  # RF-Meta's feature extractor
+    CLASSIFIER_OUTPUTS: ClassVar[int] = 1  # 1: one logit, P(live) = sigmoid; 2: two logits, P(live) = softmax[1]
 
     def __init__(
         self,
@@ -108,13 +115,7 @@ class NetworkLearner(Learner):
         self._check_common_hparams()
         self.check_hparams()
         seed_everything(seed)
-        self.backbone = build_backbone(backbone, plugins)
-        depth_head, self.classifier = build_heads(
-            self.backbone, classifier_bn_momentum=float(self.hparams["classifier_bn_momentum"])
-        )
-        self.depth_head = depth_head if self.uses_depth else None
-        self.binary_network = BinaryNetwork(self.backbone, self.classifier)
-        self.build_extra()
+        self.build_networks()
         memory_format = torch.channels_last if self.hparams["channels_last"] else torch.preserve_format
         for module in self.networks().values():
             module.to(device=self.device, memory_format=memory_format)
@@ -123,6 +124,20 @@ class NetworkLearner(Learner):
         self._finite_guard = FiniteLossGuard()
 
     # -- hooks -------------------------------------------------------------------------------------
+    def build_networks(self) -> None:
+        """Build every network (before they move to the device and the optimisers are made). The default is
+        the RF-Meta family's: ``backbone`` from the run's config, ``build_heads``, ``binary_network``, then
+        ``build_extra``; a learner with other networks overrides this, ``networks`` and ``score``."""
+        self.backbone = build_backbone(self.backbone_config, self.plugins)
+        depth_head, self.classifier = build_heads(
+            self.backbone,
+            classifier_bn_momentum=float(self.hparams["classifier_bn_momentum"]),
+            outputs=self.CLASSIFIER_OUTPUTS,
+        )
+        self.depth_head = depth_head if self.uses_depth else None
+        self.binary_network = BinaryNetwork(self.backbone, self.classifier)
+        self.build_extra()
+
     def check_hparams(self) -> None:
         """Validate the learner's own hyper-parameters (raise FasbenchError naming the bad one)."""
 
@@ -159,7 +174,8 @@ class NetworkLearner(Learner):
 
     def _check_common_hparams(self) -> None:
         hp = self.hparams
-        require_number("hparams.classifier_bn_momentum", hp["classifier_bn_momentum"])
+        if "classifier_bn_momentum" in hp:
+            require_number("hparams.classifier_bn_momentum", hp["classifier_bn_momentum"])
         require_choice("hparams.amp", hp["amp"], AMP_MODES)
         require_flag("hparams.channels_last", hp["channels_last"])
         if "optimizer" in self.DEFAULTS:
@@ -195,6 +211,24 @@ class NetworkLearner(Learner):
 
     def check_finite(self) -> None:
         self._finite_guard.raise_if_bad()
+
+    def set_learning_rate(self, lr: float, optimizer: str = "outer") -> None:
+        """Every param group of the named optimiser at ``lr``. A schedule computed from ``self.step`` at every
+        update needs no scheduler state: a resumed run continues bit-exactly."""
+        for group in self._optimizers[optimizer].param_groups:
+            group["lr"] = lr
+
+    def domain_indices(self, batches: Sequence[DomainBatch]) -> torch.Tensor:
+        """The source-domain index of every frame of ``pool(batches)`` (long, on the learner's device), for
+        learners with per-domain heads or domain losses; a batch whose ``domain`` is not in [0, num_domains)
+        is refused."""
+        for batch in batches:
+            if not 0 <= batch.domain < self.num_domains:
+                raise FasbenchError(
+                    f"{self.name} has {self.num_domains} source domains but got a batch of domain {batch.domain}"
+                )
+        index = torch.cat([torch.full((len(batch.labels),), batch.domain, dtype=torch.long) for batch in batches])
+        return index.to(self.device, non_blocking=True)
 
     def outer_step(self, loss: torch.Tensor, optimizer: str = "outer") -> None:
         """One step of the named optimiser on ``loss``."""
@@ -244,7 +278,7 @@ class NetworkLearner(Learner):
         set_train_mode(self.networks().values(), False)
         with self.autocast():
             logits = self.binary_network(self._images(images))
-        return torch.sigmoid(logits.float())
+        return live_probability(logits)
 
     def state_dict(self) -> dict[str, Any]:
         return {

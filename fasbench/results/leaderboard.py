@@ -177,11 +177,25 @@ def build_leaderboard(
         if len(presets) == 1 and len(budgets) == 1
         else "configurations differ between rows (--format json lists each cell's config id)"
     )
+    configuration += f"; backbone weights: {_weights_caption(rows)}"
     config_ids = {(r.learner, r.protocol): r.config_id for r in rows}
     return Leaderboard(
         learners, columns, list(metrics), cells, suite, policy, selection, level, higher, convention,
         convention_summary, configuration=configuration, oracle=any(r.oracle for r in rows), config_ids=config_ids,
     )  # fmt: skip
+
+
+def _weights_caption(rows: Sequence[ResultRow]) -> str:
+    """The rows' starting weights ("from scratch", "timm", a file's SHA-256); where they differ, which learners
+    started from which."""
+    learners_of: dict[str, set[str]] = {}
+    for row in rows:
+        weights = str(row.identity.get("weights", "from scratch"))
+        shown = f"pretrained file sha256 {weights[7:19]}" if weights.startswith("sha256:") else weights
+        learners_of.setdefault(shown, set()).add(row.learner)
+    if len(learners_of) == 1:
+        return next(iter(learners_of))
+    return "; ".join(f"{shown} ({', '.join(sorted(names))})" for shown, names in sorted(learners_of.items()))
 
 
 BENCHMARK = "benchmark"  # the configuration registry.yaml describes: no preset, no override

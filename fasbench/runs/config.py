@@ -65,15 +65,17 @@ def resolve_run_config(
     device: str = "cpu",
     preset: str | None = None,
     cfg_options: Mapping[str, Any] | None = None,
+    convention: str | None = None,
 ) -> dict[str, Any]:
-    """The resolved, JSON-serialisable config of one run (see the module docstring for the layers)."""
+    """The resolved, JSON-serialisable config of one run (see the module docstring for the layers);
+    ``convention`` is a mode's data convention (``--mode``), which replaces the default one."""
     learner_class = plugins.get("learners", learner).obj
     if not (isinstance(learner_class, type) and issubclass(learner_class, Learner)):
         raise FasbenchError(f"learner {learner!r} is registered as {learner_class!r}, not a fasbench Learner")
     protocol_spec = spec.protocol(protocol)
     suite_spec = spec.suite(suite or spec.defaults.get("suite", "real"))
     defaults = spec.defaults
-    learner_spec = spec.learner(learner)
+    backbone, hparams = spec.learner(learner).settings(protocol_spec.name)
     letters = (*protocol_spec.sources, protocol_spec.target)
     config: dict[str, Any] = {
         "learner": learner,
@@ -89,9 +91,9 @@ def resolve_run_config(
         "device": device,
         "preset": preset,
         **{key: defaults[key] for key in RUN_DEFAULTS},
-        "backbone": _merge(learner_class.BACKBONE, learner_spec.backbone),
-        "hparams": _merge(learner_class.all_defaults(), learner_spec.hparams),
-        "data": dict(defaults["data"]),
+        "backbone": _merge(learner_class.BACKBONE, backbone),
+        "hparams": _merge(learner_class.all_defaults(), hparams),
+        "data": {**defaults["data"], **({"convention": convention} if convention else {})},
     }
     if preset is not None:
         overlay = {k: v for k, v in spec.preset(preset).items() if k != "description"}
@@ -178,6 +180,7 @@ def identity(config: Mapping[str, Any], environment: Mapping[str, Any] | None = 
         "hparams": config["hparams"],
         "convention": config["data"]["convention"],
         "videos_sha256": config["data"].get("videos_sha256"),
+        "weights": config.get("weights", "from scratch"),
         "fasbench": environment.get("fasbench"),
         "git": environment.get("git"),
         "plugins": environment.get("plugins"),

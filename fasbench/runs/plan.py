@@ -6,8 +6,11 @@ and where the run's identity gains the hash of the videos it will see.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fasbench import distributed
@@ -69,7 +72,35 @@ def plan_run(
     roles = resolve_run_roles(config, caches)
     content = {letter: cache.manifest.get("content_sha256") for letter, cache in sorted(caches.items())}
     data = {**config["data"], "videos_sha256": roles.sha256, "caches_sha256": content}
-    return PlannedRun({**config, "data": data}, caches, roles)
+    return PlannedRun({**config, "data": data, "weights": weights_identity(config["backbone"])}, caches, roles)
+
+
+def weights_identity(backbone: Mapping[str, Any]) -> str:
+    """Where the backbone's starting weights come from: "from scratch", "timm" (timm's download) or the SHA-256
+    of the local file ``backbone.pretrained`` names (a run's identity includes it: other weights, another run)."""
+    pretrained = backbone.get("pretrained")
+    if pretrained is None:
+        return "from scratch"
+    if pretrained == "timm":
+        return "timm"
+    path = Path(str(pretrained)).expanduser()
+    if not path.is_file():
+        raise FasbenchError(
+            f"backbone.pretrained {str(path)!r} does not exist: fetch the weights file once (fasbench never downloads "
+            "at run time) and give its path"
+        )
+    stat = path.stat()
+    return f"sha256:{_file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, once per (path, size, modification time): a matrix hashes its weights file once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def build_learner(config: Mapping[str, Any], plugins: PluginRegistry, device: Any = None) -> Any:

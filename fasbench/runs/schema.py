@@ -32,6 +32,7 @@ TOP: dict[str, tuple[str, ...]] = {
     "hparams": ("a mapping",),
     "data": ("a mapping",),
     "overrides": ("a mapping",),
+    "weights": (_TEXT,),
 }
 DATA: dict[str, tuple[str, ...]] = {
     "convention": (_TEXT,),
