@@ -22,7 +22,7 @@ import pluggy
 from fasbench import hookspecs
 from fasbench.errors import DuplicateNameError, FasbenchError, UnknownNameError
 
-KINDS = ("datasets", "backbones", "learners", "metrics", "selections")
+KINDS = ("datasets", "backbones", "learners", "metrics", "selections", "launchers")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*:?$")
 
 

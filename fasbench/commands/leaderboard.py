@@ -67,12 +67,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _store(out_dir: str):
-    from fasbench.results.store import ResultsStore
+    """The results store of ``out_dir``, with every finished run directory it lacks indexed first (runs of
+    another launcher or host; a store that was lost)."""
+    from fasbench.results.store import ResultsStore, add_missing_runs
 
     path = Path(out_dir) / "results.sqlite"
-    if not path.exists():
+    if not path.exists() and not next(Path(out_dir).rglob("done"), None):
         raise FasbenchError(f"no results store at {path}; run `fasbench run LEARNER --protocol P --out {out_dir}`")
-    return ResultsStore(path, runs_root=out_dir)
+    store = ResultsStore(path, runs_root=out_dir)
+    added, damaged = add_missing_runs(store, out_dir)
+    if added:
+        err().print(f"indexed {added} finished run(s) missing from {path}", highlight=False)
+    for file, why in damaged:
+        err().print(f"[yellow]left out[/] {file}: {why}", highlight=False)
+    return store
 
 
 def _choose(store, column: str, requested: str | None, preferred: str | None, option: str, **filters) -> str | None:

@@ -47,6 +47,48 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _launcher_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("launching (see `fasbench list launchers`)")
+    group.add_argument(
+        "--launcher",
+        default="local",
+        help="local: one run after the other in this process (default); gpus: one worker process per GPU "
+        "(--gpus); slurm: a job array through submitit; or a plugin's",
+    )
+    group.add_argument("--gpus", help="gpus launcher: the GPU indices, one worker each, e.g. 0,1,2,3 (default: all)")
+    group.add_argument("--slurm-partition", help="slurm launcher: the partition")
+    group.add_argument("--slurm-time", type=int, metavar="MINUTES", help="slurm launcher: time limit of a job")
+    group.add_argument("--slurm-gpus-per-job", type=int, help="slurm launcher: GPUs of each job")
+    group.add_argument("--slurm-mem", type=int, metavar="GB", help="slurm launcher: memory of each job")
+    group.add_argument("--slurm-array-parallelism", type=int, help="slurm launcher: jobs of the array at once")
+    group.add_argument(
+        "--slurm-option", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+        help="slurm launcher: any other sbatch option, e.g. account=lab qos=high",
+    )  # fmt: skip
+    group.add_argument(
+        "--launcher-option", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+        help="options of the launcher (e.g. cluster=local: the slurm launcher's submission path on this machine)",
+    )  # fmt: skip
+
+
+def build_launcher(args: argparse.Namespace, device: str) -> Any:
+    """The launcher ``--launcher`` names, with the command's options (refused before anything runs)."""
+    name = getattr(args, "launcher", "local")
+    launcher_class = installed_plugins().get("launchers", name).obj
+    options = {
+        "device": device,
+        "progress": not args.no_progress,
+        "gpus": getattr(args, "gpus", None),
+        **{key: getattr(args, key, None) for key in SLURM_ARGUMENTS},
+        "slurm_options": dict(getattr(args, "slurm_option", {}) or {}),
+        **dict(getattr(args, "launcher_option", {}) or {}),
+    }
+    return launcher_class(options)
+
+
+SLURM_ARGUMENTS = ("slurm_partition", "slurm_time", "slurm_gpus_per_job", "slurm_mem", "slurm_array_parallelism")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run",
@@ -63,15 +105,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="run the learners x protocols x seeds matrix (resumable)",
         description="Run every (learner, protocol, seed); finished runs are skipped, "
-        "interrupted ones resume. --shard i/n splits the matrix over machines.",
+        "interrupted ones resume. --launcher gpus|slurm spreads it over GPUs or a cluster; --shard i/n splits it "
+        "by hand between processes of one host.",
     )
     bench.add_argument("--learners", nargs="+", help="default: registry.yaml leaderboard.learners")
     bench.add_argument("--protocols", nargs="+", help="default: registry.yaml leaderboard.protocols")
-    bench.add_argument("--shard", default="0/1", help="run only the i-th of n slices of the matrix (default 0/1)")
+    bench.add_argument(
+        "--shard",
+        default="0/1",
+        help="run only the i-th of n slices of the matrix, for processes on one host sharing --out (default 0/1)",
+    )
     bench.add_argument(
         "--sweep", type=int, default=1, metavar="N", help="N hyper-parameter trials per cell (1: defaults only)"
     )
     _common(bench)
+    _launcher_options(bench)
     bench.set_defaults(handler=run_bench, skip_locked=True, sweep_seed=0)
 
     sweep = subparsers.add_parser(
@@ -86,6 +134,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--trials", type=int, required=True, help="number of trials, the default one included")
     sweep.add_argument("--sweep-seed", type=int, default=0, help="seed of the draws (default 0)")
     _common(sweep)
+    _launcher_options(sweep)
     sweep.set_defaults(handler=run_sweep, skip_locked=True)
 
 
@@ -241,40 +290,70 @@ def _check_reported(spec: BenchmarkSpec, config: dict, mode: ModeSpec | None = N
 def _execute_all(
     args: argparse.Namespace, spec: BenchmarkSpec, configs: list[dict[str, Any]], trials: int = 1
 ) -> list[dict]:
+    """Plan every run (roles resolved, data prepared) in this process, hand the runs to the launcher, and
+    index each finished run directory into the store as the launcher reports it: this process is the only
+    one that writes the store."""
     from fasbench import distributed
+    from fasbench.launch import Job, Outcome, ingest
     from fasbench.results.store import ResultsStore
-    from fasbench.runs.execute import execute, plan_run
-    from fasbench.runs.files import RunLockedError
+    from fasbench.runs import files
+    from fasbench.runs.plan import plan_run
 
-    if configs and distributed.init_from_environment(configs[0]["device"]):
+    device = configs[0]["device"] if configs else "cpu"
+    launcher = build_launcher(args, device)  # bad launcher options are refused before any planning
+    if configs and distributed.init_from_environment(device):
+        if not launcher.in_process:
+            raise FasbenchError(
+                f"under torchrun every rank runs the matrix itself: use --launcher local, not {launcher.name}"
+            )
         err().print(f"data-parallel: rank {distributed.rank()} of {distributed.world_size()}", highlight=False)
     plugins = installed_plugins()
     opened: dict = {}  # every run's roles are resolved before the first one trains
     progress = not args.no_progress
     plans = [plan_run(c, plugins, cache_dir=args.cache_dir, progress=progress, opened=opened) for c in configs]
-    store = ResultsStore(
-        Path(args.out) / "results.sqlite", runs_root=args.out
-    )  # after planning: nothing written before
-    if trials > 1 and distributed.is_main():
+    main = distributed.is_main()
+    store = ResultsStore(Path(args.out) / "results.sqlite", runs_root=args.out) if main else None
+    if trials > 1 and main:
         _write_sweeps(args, plans, trials)
-    records = []
-    for index, plan in enumerate(plans, 1):
-        config = plan.config
-        err().print(
-            f"[bold]run {index}/{len(configs)}[/]: {config['learner']} on {config['protocol']} "
-            f"({config['suite']}, seed {config['seed']}, {config['budget']} steps, {config['device']})",
-            highlight=False,
-        )
-        try:
-            record = execute(plan, args.out, plugins, store, progress=progress, restart=args.restart)
-        except RunLockedError as error:
+    keep_plans = launcher.in_process  # open caches cannot travel to other processes: workers plan again
+    jobs = [Job(p.config, str(args.out), args.cache_dir, args.restart, p if keep_plans else None) for p in plans]
+    settled: list[Outcome] = []
+    if distributed.world_size() == 1 and not args.restart:  # finished and running runs never reach a launcher
+        for job in jobs:
+            holder = files.lock_holder(job.run_dir)
+            if (job.run_dir / files.DONE).exists():
+                settled.append(Outcome(job, "skipped"))
+            elif holder is not None:
+                settled.append(Outcome(job, "locked", holder))
+        jobs = [job for job in jobs if all(o.job is not job for o in settled)]
+    records, failed = [], []
+    for outcome in [*settled, *launcher.launch(jobs)]:
+        job = outcome.job
+        where = f" on {outcome.worker}" if outcome.worker else ""
+        if outcome.status == "locked":
             if not args.skip_locked:
-                raise
-            err().print(f"  running elsewhere ({error.holder}): skipped", highlight=False)
+                raise files.RunLockedError(
+                    f"{job.run_dir} is being run by {outcome.detail}; wait for it to finish (rerun the command then: "
+                    "a finished run is skipped) or stop that process", outcome.detail,
+                )  # fmt: skip
+            err().print(f"{job.describe()}: running elsewhere ({outcome.detail}): skipped", highlight=False)
             continue
-        if record.get("skipped"):
-            err().print("  already finished: skipped", highlight=False)
-        records.append(record)
+        if main:
+            ingest(store, outcome)
+        if outcome.status == "failed":
+            failed.append(outcome)
+            err().print(f"[red]{job.describe()}: failed{where}:[/] {outcome.detail}", highlight=False, soft_wrap=True)
+            continue
+        said = "already finished: skipped" if outcome.status == "skipped" else "done"
+        err().print(f"{job.describe()}: {said}{where}", highlight=False, soft_wrap=True)
+        if main:
+            records.append(files.read_record(job.run_dir))
+    if failed:
+        listing = "; ".join(f"{o.job.describe()}: {o.detail}" for o in failed)
+        raise FasbenchError(
+            f"{len(failed)} of {len(configs)} runs failed ({listing}); each run directory holds failed.json "
+            f"(`fasbench status --out {args.out} --only failed`); launching again resumes them from their checkpoints"
+        )
     return records
 
 

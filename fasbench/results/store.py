@@ -340,27 +340,61 @@ def with_result(run: ResultRow, result: Mapping[str, Any]) -> ResultRow:
     )
 
 
+def _finished_runs(
+    runs_root: str | Path, known: set[str] = frozenset()
+) -> Iterator[tuple[dict[str, Any], list[ResultRow], bytes] | tuple[Path, str]]:
+    """Every finished run directory under ``runs_root`` whose id is not in ``known``: (record, its store rows,
+    its evaluation history), or (record path, why) for one whose record is damaged (never half-read)."""
+    from fasbench.runs.files import read_record
+    from fasbench.selection import read_evaluations
+
+    for done in sorted(Path(runs_root).rglob("done")):
+        try:
+            if done.read_text(encoding="utf-8").split()[0] in known:
+                continue
+        except (OSError, IndexError):
+            pass  # read_record names what is wrong with it
+        directory = done.parent
+        try:
+            record = read_record(directory)
+            rows = rows_from_record(record, str(directory))
+            history = read_evaluations(directory / "evals.jsonl").to_bytes()
+        except (FasbenchError, KeyError, TypeError, ValueError) as error:
+            yield directory / "record.json", str(error)
+            continue
+        yield record, rows, history
+
+
+def add_missing_runs(store: ResultsStore, runs_root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
+    """Index the finished run directories under ``runs_root`` that the store does not have (runs launched
+    elsewhere, a store that was lost): (runs added, runs left out because their record is damaged)."""
+    added, skipped = 0, []
+    for found in _finished_runs(runs_root, set(store.distinct("run_id"))):
+        if len(found) == 2:
+            skipped.append(found)
+            continue
+        record, rows, history = found
+        store.put(rows)
+        store.put_histories({record["run_id"]: history})
+        added += 1
+    return added, skipped
+
+
 def rebuild(store_path: str | Path, runs_root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
     """Replace the store with the rows of every finished run under ``runs_root``.
 
     Returns the row count and the runs left out because their record is unreadable (path, why): a damaged
     run never stops the others from being indexed, and is never half-read.
     """
-    from fasbench.runs.files import read_record
-    from fasbench.selection import read_evaluations
-
     rows: list[ResultRow] = []
     histories: dict[str, bytes] = {}
     skipped: list[tuple[Path, str]] = []
-    for done in sorted(Path(runs_root).rglob("done")):
-        try:
-            record = read_record(done.parent)
-            found = rows_from_record(record, str(done.parent))
-            history = read_evaluations(done.parent / "evals.jsonl").to_bytes()
-        except (FasbenchError, KeyError, TypeError, ValueError) as error:
-            skipped.append((done.parent / "record.json", str(error)))
+    for found in _finished_runs(runs_root):
+        if len(found) == 2:
+            skipped.append(found)
             continue
-        rows.extend(found)
+        record, run_rows, history = found
+        rows.extend(run_rows)
         histories[record["run_id"]] = history
     store_path = Path(store_path)
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):

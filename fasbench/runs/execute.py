@@ -43,6 +43,16 @@ step_log.propagate = False
 step_log.setLevel(logging.INFO)
 
 
+def run_identity(config: Mapping[str, Any], directory: str | Path) -> dict[str, Any]:
+    """A run as the store's run table lists it (id, directory, learner, protocol, suite, seed, convention)."""
+    return {
+        "run_id": run_id(config),
+        "run_dir": str(directory),
+        **{key: config[key] for key in ("learner", "protocol", "suite", "seed")},
+        "convention": config["data"]["convention"],
+    }
+
+
 class Run:
     """One run's state while it trains; ``execute`` is the entry point."""
 
@@ -124,13 +134,7 @@ class Run:
             return record
 
     def _identity(self) -> dict[str, Any]:
-        config = self.config
-        return {
-            "run_id": self.id,
-            "run_dir": str(self.dir),
-            **{key: config[key] for key in ("learner", "protocol", "suite", "seed")},
-            "convention": config["data"]["convention"],
-        }
+        return run_identity(self.config, self.dir)
 
     def _fail(self, error: BaseException, store: ResultsStore | None) -> None:
         """Mark the run failed (``failed.json``, the store's run table) and log why."""
@@ -244,6 +248,11 @@ class Run:
                         state = {"learner": learner.state_dict(), "train_seconds": elapsed}
                         files.save_checkpoint(checkpoint_file, state)
                     if interrupt.requested:
+                        if interrupt.handoff is not None:  # the scheduler's handler: requeue and exit
+                            err().print(
+                                f"[yellow]preempted at step {step}: checkpointed; handing over to the scheduler[/]"
+                            )
+                            interrupt.handoff()
                         err().print(f"[yellow]interrupted at step {step}; rerun the same command to resume[/]")
                         raise KeyboardInterrupt
 

@@ -194,3 +194,20 @@ def run_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def lock_holder(directory: Path) -> str | None:
+    """Who holds the run directory's lock ("pid P on HOST since T"), or None when nobody does. Creates nothing;
+    the probe takes the lock for an instant when it is free (the kernel's flock: no stale state either way)."""
+    path = directory / LOCK
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None

@@ -10,6 +10,8 @@ from typing import Any
 
 from fasbench.console import err
 
+PREEMPTION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+
 
 @contextlib.contextmanager
 def interrupt_at_step_boundary():
@@ -17,8 +19,13 @@ def interrupt_at_step_boundary():
 
     The loop then saves a consistent checkpoint and stops; a second Ctrl-C interrupts at once (the
     last periodic checkpoint stands). Off the main thread, signals cannot be caught: plain behaviour.
+
+    A scheduler's preemption signal (SIGUSR1 or SIGUSR2) is deferred the same way when a Python handler is
+    installed for it (submitit's, in a SLURM job): the loop checkpoints at the step boundary, then calls
+    ``state.handoff()``, which runs that handler (submitit requeues the job and exits). Without such a
+    handler the signal keeps its default behaviour.
     """
-    state = types.SimpleNamespace(requested=False)
+    state = types.SimpleNamespace(requested=False, handoff=None)
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
@@ -28,11 +35,23 @@ def interrupt_at_step_boundary():
         err().print("[yellow]Ctrl-C: stopping after this step (press again to stop at once)[/]")
         signal.signal(signal.SIGINT, previous)
 
+    def preempted(signum: int, frame: Any) -> None:
+        scheduler = wrapped[signum]
+        state.requested = True
+        state.handoff = lambda: scheduler(signum, None)
+        err().print(f"[yellow]{signal.Signals(signum).name}: preemption; stopping after this step[/]")
+
     previous = signal.signal(signal.SIGINT, request)
+    wrapped = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
+    wrapped = {sig: handler for sig, handler in wrapped.items() if callable(handler)}
+    for sig in wrapped:
+        signal.signal(sig, preempted)
     try:
         yield state
     finally:
         signal.signal(signal.SIGINT, previous)
+        for sig, handler in wrapped.items():
+            signal.signal(sig, handler)
 
 
 class ProgressBar:
