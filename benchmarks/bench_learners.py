@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -134,6 +135,12 @@ def memory_table(args: argparse.Namespace, names: list[str]) -> None:
             f"{row['before'] / mib:.0f}", f"{row['peak'] / mib:.0f}", f"{(row['peak'] - row['before']) / mib:.0f}",
         )  # fmt: skip
     out().print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [{"learner": r["learner"], "k": r["k"], "failed": r.get("failed"),
+              "peak_mib": None if "failed" in r else r["peak"] / mib,
+              "step_adds_mib": None if "failed" in r else (r["peak"] - r["before"]) / mib} for r in rows], indent=1,
+        ))  # fmt: skip
 
 
 def main() -> None:
@@ -151,6 +158,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="peak memory of one full-size step per learner")
     parser.add_argument("--memory-k", type=int, help="--memory: this k for every learner (default: each one's own)")
     parser.add_argument("--measure-one", help=argparse.SUPPRESS)
+    parser.add_argument("--json", metavar="PATH", help="also write the table's rows as JSON (gpu_check.py reads it)")
     args = parser.parse_args()
     full = args.memory or args.measure_one
     args.width = args.width if args.width is not None else (1.0 if full else 0.25)
@@ -187,6 +195,13 @@ def main() -> None:
         ratios = [f"{result.median / times[reference].median:.2f}" for reference in references]
         table.add_row(name, result.describe().strip(), *ratios)
     out().print(table)
+    if args.json:
+        rows = [
+            {"learner": name, "ms": 1000 * result.median,
+             **{f"x_{reference}": result.median / times[reference].median for reference in references}}
+            for name, result in times.items()
+        ]  # fmt: skip
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

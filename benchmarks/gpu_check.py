@@ -1,0 +1,253 @@
+"""The prepared GPU check: every figure fasbench's GPU targets need, in one run, into $OUT (Markdown + JSON).
+
+Run through ``benchmarks/gpu_check.sh`` (which installs the project first). Sections, each timed, each
+recorded even when it fails (the others go on; the exit status says whether any failed):
+
+1. ``rfmeta_step``: one RF-Meta training step at full size (256 px, width 1, 3 domains x 20 frames), the
+   eager fp32 reference loop against fasbench's learner (fp32; bf16 + channels_last; + compile), interleaved
+   (``benchmarks/timing.py``); target: fasbench's best at most 0.5x the reference's time.
+2. ``sync_free_step``: ``torch.cuda.set_sync_debug_mode("error")`` around ``update`` of every learner:
+   no host-device synchronisation inside a training step.
+3. ``protocol``: ``fasbench run rfmeta --protocol ICM_O`` at full size for ``--protocol-steps`` (200)
+   steps on the synthetic suite, with and without data loading (a cached batch), extrapolated to the
+   benchmark's 5,000 steps and labelled as such; target: under 10 minutes on one H200.
+4. ``learners``: every leaderboard learner's step time and peak GPU memory at full size.
+
+``--dry`` (``GPU_CHECK_DRY=1``): the same code paths at tiny sizes on the CPU (what CI runs); its numbers
+mean nothing. The script never needs the network beyond installing the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from timing import interleaved  # noqa: E402
+
+LEARNERS = ("binary_cnn", "auxiliary", "mldg", "reptile", "metareg", "rfmeta", "metapattern", "anrl", "ssdg", "safas")
+DRY_LEARNERS = ("binary_cnn", "rfmeta")  # the dry run checks the code paths, not every learner
+TINY_DOMAIN = {"subjects": 4, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 4}
+
+
+def tiny_benchmark(path: Path) -> Path:
+    """The shipped registry.yaml with tiny synthetic domains (the dry run's protocol prepares in seconds)."""
+    import yaml
+
+    from fasbench.benchmark import PACKAGED
+
+    data = yaml.safe_load(PACKAGED.read_text())
+    for letter, binding in data["suites"]["synthetic"]["domains"].items():
+        binding["options"] = {"domain": letter, **TINY_DOMAIN}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Check:
+    def __init__(self, dry: bool) -> None:
+        self.dry = dry
+        self.device = torch.device("cpu" if dry else "cuda")
+        self.size = 32 if dry else 256
+        self.width = 0.0625 if dry else 1.0
+        self.sections: dict[str, dict[str, Any]] = {}
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def section(self, name: str, run: Callable[[], dict[str, Any]]) -> None:
+        started = time.monotonic()
+        try:
+            figures, status = run(), "ok"
+        except Exception:  # noqa: BLE001 - recorded; the other sections go on
+            figures, status = {"error": traceback.format_exc(limit=6)}, "failed"
+        self.sections[name] = {"status": status, "seconds": round(time.monotonic() - started, 1), **figures}
+        print(f"[gpu_check] {name}: {status} in {self.sections[name]['seconds']} s", flush=True)
+
+    # -- 1. the RF-Meta step against the reference loop -----------------------------------------------
+    def rfmeta_step(self) -> dict[str, Any]:
+        from bench_rfmeta import build_variant, make_batches
+        from fasbench_plugins.rfmeta import RFMeta
+
+        backbone = {"type": "rfmeta_cnn", "width": self.width, "input_size": self.size}
+        per_class = 2 if self.dry else 10
+        batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, per_class, self.device, seed=0)
+        fast = {"amp": "bf16", "channels_last": True}
+        variants: dict[str, dict | None] = {
+            "reference loop, eager fp32": None,
+            "fasbench rfmeta, fp32": {},
+            "fasbench rfmeta, bf16 + channels_last": fast,
+        }
+        if not self.dry:
+            variants["fasbench rfmeta, bf16 + channels_last + compile"] = {**fast, "compile": True}
+        steps = {}
+        for label, hparams in variants.items():
+            step, _ = build_variant(hparams, backbone, self.device)
+            steps[label] = lambda step=step: step(batches)
+        rounds, warmup = (1, 1) if self.dry else (10, 5)
+        times = interleaved(steps, rounds=rounds, per_round=2, warmup=warmup, synchronize=self.synchronize)
+        reference = times["reference loop, eager fp32"].median
+        rows = {label: {"ms": 1000 * t.median, "x_reference": t.median / reference} for label, t in times.items()}
+        best = min(row["x_reference"] for label, row in rows.items() if label.startswith("fasbench"))
+        return {"shape": f"3 domains x {2 * per_class} frames, {self.size} px, width {self.width}", "variants": rows,
+                "best_x_reference": best, "target": "<= 0.5", "met": best <= 0.5}  # fmt: skip
+
+    # -- 2. no synchronisation inside a step --------------------------------------------------------
+    def sync_free_step(self) -> dict[str, Any]:
+        from fasbench.plugins import installed_plugins
+        from fasbench.testing import random_domain_batches
+
+        plugins = installed_plugins()
+        found: dict[str, str] = {}
+        for name in DRY_LEARNERS if self.dry else LEARNERS:
+            learner_class = plugins.get("learners", name).obj
+            backbone = {**learner_class.BACKBONE, "width": 0.25 if not self.dry else self.width, "input_size": 64}
+            learner = plugins.build(
+                "learners", {"type": name, "backbone": backbone, "hparams": {"batch_per_class": 2}},
+                num_domains=3, seed=0, device=str(self.device),
+            )  # fmt: skip
+            batches = [b.to(self.device) for b in random_domain_batches(learner, 3, 2, seed=0)]
+            learner.update(batches)  # the first step may set things up
+            learner.step += 1
+            self.synchronize()
+            try:
+                if self.device.type == "cuda":
+                    torch.cuda.set_sync_debug_mode("error")
+                learner.update(batches)
+                found[name] = "no sync"
+            except RuntimeError as error:
+                found[name] = f"SYNC: {str(error).splitlines()[0]}"
+            finally:
+                if self.device.type == "cuda":
+                    torch.cuda.set_sync_debug_mode("default")
+        return {"learners": found, "met": all(v == "no sync" for v in found.values()),
+                "note": "dry run: CPU, no synchronisation to detect" if self.dry else ""}  # fmt: skip
+
+    # -- 3. a protocol at full size -----------------------------------------------------------------
+    def protocol(self, steps: int, out: Path) -> dict[str, Any]:
+        runs = out / "protocol-runs"
+        benchmark = ["--benchmark", str(tiny_benchmark(out / "tiny-registry.yaml"))] if self.dry else []
+        argv = [sys.executable, "-m", "fasbench.cli", *benchmark, "run", "rfmeta", "--protocol", "ICM_O",
+                "--suite", "synthetic", "--seeds", "0", "--budget", str(steps), "--out", str(runs),
+                "--cache-dir", str(out / "cache"), "--no-progress", "--restart"]  # fmt: skip
+        if self.dry:
+            argv += ["--device", "cpu", "--preset", "cpu_demo", "--cfg-options", "eval_every=2",
+                     "backbone.input_size=32", "backbone.width=0.0625", "hparams.batch_per_class=2"]  # fmt: skip
+        else:
+            argv += ["--device", "cuda", "--preset", "none", "--cfg-options", "eval_every=100", "hparams.amp=bf16",
+                     "hparams.channels_last=true", "data.eval_frames_per_video=2"]  # fmt: skip
+        started = time.monotonic()
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        wall = time.monotonic() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"fasbench run failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        (record_file,) = runs.rglob("record.json")
+        record = json.loads(record_file.read_text())
+        train = float(record["train_seconds"])
+        extrapolated = train / steps * 5000
+        return {"steps": steps, "wall_seconds": round(wall, 1), "train_seconds": round(train, 1),
+                "extrapolated_5000_steps_minutes": round(extrapolated / 60, 2),
+                "label": f"measured {steps} steps (with evaluations every 100), extrapolated linearly to 5,000",
+                "target": "< 10 min", "met": extrapolated < 600}  # fmt: skip
+
+    # -- 4. every learner at full size --------------------------------------------------------------
+    def learners(self, out: Path) -> dict[str, Any]:
+        size = ["--device", str(self.device.type), "--width", str(self.width), "--input-size", str(self.size)]
+        if self.dry:
+            size += ["--learners", *DRY_LEARNERS]
+        timing = [sys.executable, str(HERE / "bench_learners.py"), *size, "--json", str(out / "learners.json")]
+        timing += ["--k", "2", "--rounds", "1", "--per-round", "1", "--warmup", "1"] if self.dry else ["--rounds", "3"]
+        memory = [
+            sys.executable,
+            str(HERE / "bench_learners.py"),
+            *size,
+            "--memory",
+            "--json",
+            str(out / "memory.json"),
+        ]
+        memory += ["--memory-k", "2"] if self.dry else []
+        for argv in (timing, memory):
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"bench_learners failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        peaks = {row["learner"]: row for row in json.loads((out / "memory.json").read_text())}
+        rows = json.loads((out / "learners.json").read_text())
+        for row in rows:
+            peak = peaks.get(row["learner"], {})
+            row.update(peak_mib=peak.get("peak_mib"), k_memory=peak.get("k"), memory_failed=peak.get("failed"))
+        return {"table": rows, "note": "step time at k = 10 (timing); peak memory of one step at the learner's own k"}
+
+
+def markdown(check: Check, device_name: str) -> str:
+    lines = [f"# fasbench GPU check: {device_name}", "", f"torch {torch.__version__}; dry run: {check.dry}", ""]
+    for name, section in check.sections.items():
+        lines += [f"## {name}: {section['status']} ({section['seconds']} s)", ""]
+        if section["status"] != "ok":
+            lines += ["```", section["error"], "```", ""]
+            continue
+        if name == "rfmeta_step":
+            lines += [f"{section['shape']}; target: fasbench's best {section['target']} x the reference", "",
+                      "| variant | ms / step | x reference |", "|---|---|---|"]  # fmt: skip
+            lines += [f"| {k} | {v['ms']:.1f} | {v['x_reference']:.2f} |" for k, v in section["variants"].items()]
+        elif name == "sync_free_step":
+            lines += ["| learner | update() |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in section["learners"].items()]
+        elif name == "protocol":
+            lines += [
+                f"{section['label']}: {section['train_seconds']} s training, {section['wall_seconds']} s in all; "
+                f"5,000 steps ~ {section['extrapolated_5000_steps_minutes']} min (target {section['target']})"
+            ]
+        elif name == "learners":
+            lines += ["| learner | ms / step | x binary_cnn | peak MiB |", "|---|---|---|---|"]
+            for row in section["table"]:
+                peak = row.get("peak_mib")
+                lines.append(f"| {row['learner']} | {row['ms']:.1f} | {row['x_binary_cnn']:.2f} | "
+                             f"{'-' if peak is None else f'{peak:.0f}'} |")  # fmt: skip
+        if "met" in section:
+            lines += ["", f"target met: {section['met']}"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="where gpu_check.md and gpu_check.json go")
+    parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU (CI): the code paths only")
+    parser.add_argument("--protocol-steps", type=int, default=200)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.dry and not torch.cuda.is_available():
+        print("gpu_check: CUDA is not available on this machine (GPU_CHECK_DRY=1 for the CPU dry run)", file=sys.stderr)
+        return 1
+    check = Check(args.dry)
+    if not args.dry:
+        torch.backends.cudnn.benchmark = True
+    device_name = torch.cuda.get_device_name() if not args.dry else f"CPU dry run ({torch.get_num_threads()} threads)"
+    check.section("rfmeta_step", check.rfmeta_step)
+    check.section("sync_free_step", check.sync_free_step)
+    check.section("protocol", lambda: check.protocol(4 if args.dry else args.protocol_steps, out))
+    check.section("learners", lambda: check.learners(out))
+    (out / "gpu_check.json").write_text(
+        json.dumps({"device": device_name, "dry": args.dry, **check.sections}, indent=1)
+    )
+    (out / "gpu_check.md").write_text(markdown(check, device_name))
+    print((out / "gpu_check.md").read_text())
+    return 0 if all(s["status"] == "ok" for s in check.sections.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
