@@ -146,6 +146,8 @@ class Launcher(abc.ABC):
 
     name: ClassVar[str] = ""
     in_process: ClassVar[bool] = False  # True: runs execute in the launching process (progress bars, torchrun)
+    remote: ClassVar[bool] = False  # True: runs execute on other machines (their devices are not this one's)
+    OPTIONS: ClassVar[tuple[str, ...]] = ()  # the option keys it reads, beside device and progress
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -47,7 +49,8 @@ class LocalLauncher(Launcher):
 
 
 def parse_slots(text: str | None, device: str) -> list[str]:
-    """``--gpus 0,1,3`` as slot names; default every visible GPU (none on a CPU machine: an error)."""
+    """``--gpus 0,1,3`` as slot names (GPU ids as this process's ``CUDA_VISIBLE_DEVICES`` numbers them, or
+    physical ids without it); default every GPU this process sees (none on a CPU machine: an error)."""
     if text:
         slots = [part.strip() for part in str(text).split(",") if part.strip()]
         if not slots or len(set(slots)) != len(slots) or not all(s.isdigit() for s in slots):
@@ -63,15 +66,31 @@ def parse_slots(text: str | None, device: str) -> list[str]:
     return [str(i) for i in range(count)]
 
 
+def physical_gpu(slot: str) -> str:
+    """The ``CUDA_VISIBLE_DEVICES`` value for a slot: its entry in this process's own list when it has one (so
+    slots 0-3 under CUDA_VISIBLE_DEVICES=4,5,6,7 are GPUs 4-7), else the slot itself."""
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if not visible:
+        return slot
+    if int(slot) >= len(visible):
+        raise FasbenchError(
+            f"--gpus {slot}: this process sees {len(visible)} GPU(s) (CUDA_VISIBLE_DEVICES={','.join(visible)})"
+        )
+    return visible[int(slot)]
+
+
 class GpuSlotsLauncher(Launcher):
     """One worker process per slot; each takes the next run from one queue."""
 
     name = "gpus"
+    OPTIONS = ("gpus",)
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
         self.device = str(options.get("device", "cuda"))
         self.slots = parse_slots(options.get("gpus"), self.device)
+        if self.device != "cpu":
+            self.gpus = {slot: physical_gpu(slot) for slot in self.slots}
 
     def _worker_env(self, slot: str) -> dict[str, str]:
         env = {**os.environ, SLOT_VARIABLE: slot}
@@ -80,7 +99,7 @@ class GpuSlotsLauncher(Launcher):
             threads = max(1, (os.cpu_count() or 1) // len(self.slots))
             env.setdefault("OMP_NUM_THREADS", str(threads))
         else:
-            env["CUDA_VISIBLE_DEVICES"] = slot
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot]
         return env
 
     def _run_in_worker(self, job: Job, slot: str) -> Outcome:
@@ -143,7 +162,8 @@ class SlurmRun:
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
 
-        return submitit.helpers.DelayedSubmission(SlurmRun(self.job))
+        # the requeued job resumes from the run directory: never restart it, whatever the first submission said
+        return submitit.helpers.DelayedSubmission(SlurmRun(dataclasses.replace(self.job, restart=False)))
 
 
 SLURM_OPTIONS = {  # fasbench option -> submitit parameter
@@ -159,6 +179,8 @@ class SlurmLauncher(Launcher):
     """A job array through submitit: one job per run."""
 
     name = "slurm"
+    remote = True
+    OPTIONS = (*SLURM_OPTIONS, "slurm_options", "cluster", "poll_seconds")
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
@@ -166,7 +188,20 @@ class SlurmLauncher(Launcher):
             import submitit  # noqa: F401
         except ImportError as error:
             raise FasbenchError("--launcher slurm needs submitit: pip install submitit") from error
-        self.cluster = options.get("cluster")  # None: SLURM where sbatch exists; "local": this machine
+        self.cluster = options.get("cluster") or "slurm"  # "local": submitit's local executor, this machine
+        if self.cluster not in ("slurm", "local"):
+            raise FasbenchError(f"--launcher-option cluster={self.cluster}: must be slurm (default) or local")
+        if self.cluster == "slurm":
+            if shutil.which("sbatch") is None:
+                raise FasbenchError(
+                    "--launcher slurm: there is no sbatch here; launch from a SLURM login node (or test the "
+                    "submission path on this machine with --launcher-option cluster=local)"
+                )
+            if options.get("slurm_time") is None:
+                raise FasbenchError(
+                    "--launcher slurm needs --slurm-time MINUTES (a job's time limit; submitit's default is 5 "
+                    "minutes): about a run's training time with margin, e.g. 240"
+                )
         self.parameters: dict[str, Any] = {"name": "fasbench"}
         for option, parameter in SLURM_OPTIONS.items():
             if options.get(option) is not None:
@@ -194,8 +229,11 @@ class SlurmLauncher(Launcher):
             return
         folder = Path(jobs[0].out) / LAUNCH_DIR / "slurm" / "%j"
         executor = self.executor(folder)
-        with executor.batch():
-            submitted = [(job, executor.submit(SlurmRun(job))) for job in jobs]
+        try:
+            with executor.batch():
+                submitted = [(job, executor.submit(SlurmRun(job))) for job in jobs]
+        except Exception as error:  # noqa: BLE001 - sbatch refused the array (partition, account, limits)
+            raise FasbenchError(f"SLURM refused the job array: {str(error).strip()[-2000:]}") from error
         pending = list(submitted)
         while pending:
             still = []

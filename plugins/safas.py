@@ -42,7 +42,9 @@ Where fasbench differs, and why:
 - fasbench runs are step-based: an "epoch" is ``epoch_steps`` = 50 steps (**inferred**: the benchmark's 5,000
   steps over the authors' 100 epochs), so PG-IRM starts at step 1,000 and the lr halves at steps 2,000 and 4,000.
   The lr is derived from the step counter at every update, so a resumed run continues bit-exactly.
-- I_C_M_to_O: the authors' tripled epochs and StepLR step are per-protocol values in registry.yaml.
+- I_C_M_to_O: the authors train 300 epochs with the StepLR step at 120 (PG-IRM still from epoch 20);
+  registry.yaml keeps that schedule within the same budget: epochs of 17 steps, the lr step at 120 epochs
+  (PG-IRM from step 340, the lr halves at steps 2,040 and 4,080).
 - The BCE is computed from the logit (``binary_cross_entropy_with_logits``): the authors' value, except where their
   BCELoss clamps log(p) at -100. The heads are the rows of one Linear(C, domains), each initialised as the
   authors' Linear(C, 1). The authors' learnt-scale branch (``--scale none``) and their unused parameters

@@ -43,6 +43,8 @@ Where fasbench differs, and why:
 - The layer4 re-initialisation (``reinit_last_stage``) applies when the backbone loaded weights (from scratch it
   is fresh already): torchvision's ResNet initialisation (Kaiming-normal fan-out convolutions, BN weight 1 and
   bias 0). The score uses the normalised classifier weight without writing it back (scoring changes nothing).
+- The authors train 4,000 iterations; fasbench trains the benchmark's budget (5,000 steps by default:
+  ``--budget 4000`` for theirs). The reversal weight keeps their 4,000-iteration ramp (``grl_max_iter``).
 - The authors select the checkpoint with the best target HTER and threshold at the target EER (``--mode ssdg``).
 """
 

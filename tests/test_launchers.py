@@ -132,6 +132,42 @@ def test_slurm_through_submitits_local_executor_runs_the_matrix(bench, capsys):
     assert list((out / ".launch" / "slurm").iterdir()), "submitit's job folders are under --out/.launch/slurm"
 
 
+def test_slurm_options_reach_sbatch_and_every_unknown_or_missing_option_is_refused(
+    bench, capsys, monkeypatch, tmp_path
+):
+    pytest.importorskip("submitit")
+    from fasbench_plugins import launchers
+
+    cli = bench["cli"]
+    argv = ["bench", "--learners", "binary_cnn", *bench["common"], "--device", "cpu"]
+    assert cli(*argv, "--launcher", "gpus", "--gpus", "0", "--slurm-time", "10") == 2
+    assert "--launcher gpus does not take --slurm-time; it takes: --gpus" in capsys.readouterr().err
+    assert cli(*argv, "--launcher", "slurm", "--launcher-option", "clustr=local") == 2
+    assert "does not take --launcher-option clustr" in capsys.readouterr().err
+    monkeypatch.setattr(launchers.shutil, "which", lambda name: None)
+    assert cli(*argv, "--launcher", "slurm", "--slurm-time", "10") == 2
+    assert "there is no sbatch here" in capsys.readouterr().err  # never a silent fallback to local jobs
+    monkeypatch.setattr(launchers.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert cli(*argv, "--launcher", "slurm") == 2
+    assert "needs --slurm-time MINUTES" in " ".join(capsys.readouterr().err.split())
+    assert not any(bench["out"].rglob("config.json")), "a refused launch planned or ran something"
+
+    from fasbench.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["bench", "--launcher", "slurm", "--slurm-option", "account=lab", "mail-type=BEGIN,END", "exclusive"]
+    )
+    assert args.slurm_option == {"account": "lab", "mail_type": "BEGIN,END", "exclusive": True}
+    options = {"slurm_partition": "gpu", "slurm_time": 240, "slurm_gpus_per_job": 1, "slurm_mem": 32}
+    launcher = launchers.SlurmLauncher(
+        {"device": "cuda", **options, "slurm_array_parallelism": 16, "slurm_options": args.slurm_option}
+    )
+    parameters = launcher.executor(tmp_path / "%j")._executor.parameters
+    assert (parameters["partition"], parameters["time"], parameters["gpus_per_node"]) == ("gpu", 240, 1)
+    assert (parameters["mem"], parameters["array_parallelism"]) == ("32GB", 16)
+    assert parameters["additional_parameters"] == {"account": "lab", "mail_type": "BEGIN,END", "exclusive": True}
+
+
 def _planned_job(bench, out, budget):
     spec, plugins = load_benchmark(bench["path"]), installed_plugins()
     config = resolve_run_config(

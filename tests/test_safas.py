@@ -138,7 +138,10 @@ def test_pg_irm_waits_for_its_epoch_and_the_lr_halves_every_40_epochs():
         seed=0,
         device="cpu",
     )
-    assert config["hparams"]["lr_step_epochs"] == 120  # the authors triple the StepLR step for I_C_M_to_O
+    assert (config["hparams"]["epoch_steps"], config["hparams"]["lr_step_epochs"]) == (17, 120)
+    icm_o = build(**{k: config["hparams"][k] for k in ("epoch_steps", "lr_step_epochs")})
+    assert [icm_o.aligning(s) for s in (339, 340)] == [False, True]  # epoch 20 of the authors' 300
+    assert [icm_o.learning_rate(s) for s in (2039, 2040, 4080)] == pytest.approx([0.005, 0.0025, 0.00125])
 
 
 def test_the_two_views_differ_and_each_is_a_rotated_resized_crop():

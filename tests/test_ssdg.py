@@ -212,3 +212,40 @@ def test_the_last_stage_of_loaded_weights_is_fresh_as_in_the_authors_embedder(tm
             assert torch.equal(loaded[key], source.state_dict()[key]) is not fresh, key
         if reinit:
             assert torch.equal(loaded["layer4.0.bn1.weight"], torch.ones(32))  # torchvision's BN initialisation
+
+
+def test_late_in_training_the_features_get_the_reversed_discriminator_gradient():
+    """At step 3999 the reversal weight is ~1: the embedder's gradient must be the classification and triplet
+    gradient minus the weighted discriminator gradient (a missing or flipped reversal is far off)."""
+    learner, twin = build(lr_drop_step=10**6), build(lr_drop_step=10**6)
+    learner.step = twin.step = 3999
+    coefficient = 2 / (1 + math.exp(-10 * 4000 / 4000)) - 1
+    batches = random_domain_batches(learner, 3, 4, seed=5)
+    learner.train_mode()
+    learner.compute_losses(learner.checked(batches))["loss"].backward()
+    got = learner.embedder.fc.weight.grad
+
+    twin.train_mode()
+    images = torch.cat([b.images for b in batches])
+    labels = torch.cat([b.labels for b in batches]).long()
+    domain = torch.tensor([0] * 8 + [1] * 8 + [2] * 8)
+    chosen = torch.rand(24, generator=twin.generator) < 0.5
+    images = torch.where(chosen.view(-1, 1, 1, 1), images.flip(-1), images)
+    keep = [torch.rand(24, 512, generator=twin.generator) >= 0.5 for _ in range(2)]
+    pooled = twin.backbone(images).features.mean(dim=(2, 3))
+    fc = twin.embedder.fc
+    hidden = F.relu(pooled @ fc.weight.T + fc.bias) * keep[0] / 0.5
+    features = hidden / (hidden.norm(dim=1, keepdim=True).sqrt() * math.sqrt(2))
+    with torch.no_grad():
+        twin.classifier.weight /= twin.classifier.weight.norm(dim=0, keepdim=True)
+    cls = F.cross_entropy(features @ twin.classifier.weight.T + twin.classifier.bias, labels)
+    triplet = brute_force_triplet(features, torch.where(labels == 1, torch.zeros_like(domain), domain + 1), 0.1, "all")
+    disc = twin.discriminator
+    out = disc.out(F.relu(disc.hidden(features)) * keep[1] / 0.5)
+    live = labels == 1
+    adversarial = 0.5 * F.cross_entropy(out[live], domain[live])
+    (main,) = torch.autograd.grad(cls + triplet, fc.weight, retain_graph=True)
+    (adv,) = torch.autograd.grad(adversarial, fc.weight)
+    torch.testing.assert_close(got, main - coefficient * adv, rtol=1e-4, atol=1e-7)
+    wrong = main + coefficient * adv  # no reversal
+    assert float((got - wrong).norm()) > 100 * float((got - (main - coefficient * adv)).norm()) + 1e-6

@@ -62,28 +62,70 @@ def _launcher_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--slurm-mem", type=int, metavar="GB", help="slurm launcher: memory of each job")
     group.add_argument("--slurm-array-parallelism", type=int, help="slurm launcher: jobs of the array at once")
     group.add_argument(
-        "--slurm-option", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+        "--slurm-option", nargs="+", action=KeyValueAction, default={}, metavar="KEY=VALUE",
         help="slurm launcher: any other sbatch option, e.g. account=lab qos=high",
     )  # fmt: skip
     group.add_argument(
-        "--launcher-option", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+        "--launcher-option", nargs="+", action=KeyValueAction, default={}, metavar="KEY=VALUE",
         help="options of the launcher (e.g. cluster=local: the slurm launcher's submission path on this machine)",
     )  # fmt: skip
 
 
+class KeyValueAction(argparse.Action):
+    """``KEY=VALUE ...`` as a dict of strings, split at the first ``=`` (``mail-type=BEGIN,END`` stays one
+    string); a bare ``KEY`` is True (an sbatch flag such as ``exclusive``)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        found = dict(getattr(namespace, self.dest) or {})
+        for item in values:
+            key, sep, value = item.partition("=")
+            if not key:
+                raise argparse.ArgumentError(self, f"expected KEY=VALUE, got {item!r}")
+            found[key.replace("-", "_")] = value if sep else True
+        setattr(namespace, self.dest, found)
+
+
+def _flag(key: str) -> str:
+    if key == "slurm_options":
+        return "--slurm-option"
+    if key == "gpus" or key in SLURM_ARGUMENTS:
+        return "--" + key.replace("_", "-")
+    return f"--launcher-option {key}"
+
+
+def launcher_class(args: argparse.Namespace) -> Any:
+    return installed_plugins().get("launchers", getattr(args, "launcher", "local")).obj
+
+
 def build_launcher(args: argparse.Namespace, device: str) -> Any:
-    """The launcher ``--launcher`` names, with the command's options (refused before anything runs)."""
-    name = getattr(args, "launcher", "local")
-    launcher_class = installed_plugins().get("launchers", name).obj
-    options = {
-        "device": device,
-        "progress": not args.no_progress,
+    """The launcher ``--launcher`` names, with the command's options; an option it does not take is refused
+    (a typo never falls back to a default), all before anything runs."""
+    chosen = launcher_class(args)
+    given = {
         "gpus": getattr(args, "gpus", None),
         **{key: getattr(args, key, None) for key in SLURM_ARGUMENTS},
-        "slurm_options": dict(getattr(args, "slurm_option", {}) or {}),
+        "slurm_options": dict(getattr(args, "slurm_option", {}) or {}) or None,
         **dict(getattr(args, "launcher_option", {}) or {}),
     }
-    return launcher_class(options)
+    given = {key: value for key, value in given.items() if value is not None}
+    unknown = [key for key in given if key not in chosen.OPTIONS]
+    if unknown:
+        takes = ", ".join(_flag(key) for key in chosen.OPTIONS) or "no options"
+        raise FasbenchError(
+            f"--launcher {chosen.name} does not take {', '.join(_flag(key) for key in unknown)}; it takes: {takes}"
+        )
+    return chosen({"device": device, "progress": not args.no_progress, **given})
+
+
+def launch_device(args: argparse.Namespace) -> str:
+    """The device runs use: this machine's (``resolve_device``), except under a launcher whose runs execute on
+    other machines (slurm), where ``auto`` means cuda when jobs get GPUs (``--slurm-gpus-per-job``) and
+    nothing is checked here (a login node has no GPU)."""
+    if not getattr(launcher_class(args), "remote", False):
+        return resolve_device(args.device)
+    if args.device != "auto":
+        return args.device
+    return "cuda" if getattr(args, "slurm_gpus_per_job", None) else "cpu"
 
 
 SLURM_ARGUMENTS = ("slurm_partition", "slurm_time", "slurm_gpus_per_job", "slurm_mem", "slurm_array_parallelism")
@@ -173,7 +215,7 @@ def _matrix(
 
     plugins = installed_plugins()
     warn_broken(plugins)
-    device = resolve_device(args.device)
+    device = launch_device(args)
     preset = resolve_preset(spec, args.preset, device)
     seeds = args.seeds or spec.defaults.get("seeds", [0])
     for protocol in protocols:

@@ -198,16 +198,20 @@ def run_lock(directory: Path) -> Iterator[None]:
 
 def lock_holder(directory: Path) -> str | None:
     """Who holds the run directory's lock ("pid P on HOST since T"), or None when nobody does. Creates nothing;
-    the probe takes the lock for an instant when it is free (the kernel's flock: no stale state either way)."""
+    the probe takes a shared lock for an instant (a read-only open suffices, also where NFS emulates flock)."""
     path = directory / LOCK
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return None
+    except OSError as error:
+        raise FasbenchError(f"cannot read the run lock {path}: {error}") from error
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return handle.read().strip() or "another process"
+        except OSError as error:
+            raise FasbenchError(f"cannot probe the run lock {path} ({error}); is its filesystem lockable?") from error
         fcntl.flock(handle, fcntl.LOCK_UN)
         return None
