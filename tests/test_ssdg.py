@@ -98,12 +98,10 @@ def test_gradient_reversal_negates_and_scales_the_gradient_on_the_authors_schedu
     assert 0 < learner.reversal(0) < learner.reversal(1000) < learner.reversal(3999) < 1
 
 
-def test_one_update_is_the_authors_step():
-    lr, weight_decay, coefficient = 1e-3, 5e-4, 2 / (1 + math.exp(-10 / 4000)) - 1
-    learner, twin = build(), build()
-    batches = random_domain_batches(learner, 3, 4, seed=1)
-
-    # by hand, on the twin
+def hand_forward(twin, batches):
+    """The authors' forward by hand on ``twin``: flips and dropout masks drawn from its generator in the
+    learner's order (flip, embedder's mask, discriminator's mask); the classifier column-normalised in place.
+    Returns (features, labels, domain, classes, cls, keep)."""
     twin.train_mode()
     images = torch.cat([b.images for b in batches])
     labels = torch.cat([b.labels for b in batches]).long()
@@ -119,6 +117,16 @@ def test_one_update_is_the_authors_step():
         twin.classifier.weight /= twin.classifier.weight.norm(dim=0, keepdim=True)
     cls = F.cross_entropy(features @ twin.classifier.weight.T + twin.classifier.bias, labels)
     classes = torch.where(labels == 1, torch.zeros_like(domain), domain + 1)
+    return features, labels, domain, classes, cls, keep
+
+
+def test_one_update_is_the_authors_step():
+    lr, weight_decay, coefficient = 1e-3, 5e-4, 2 / (1 + math.exp(-10 / 4000)) - 1
+    learner, twin = build(), build()
+    batches = random_domain_batches(learner, 3, 4, seed=1)
+
+    # by hand, on the twin
+    features, labels, domain, classes, cls, keep = hand_forward(twin, batches)
     triplet = brute_force_triplet(features, classes, 0.1, "all")
     detached = features.detach().requires_grad_()
     disc = twin.discriminator
@@ -225,21 +233,9 @@ def test_late_in_training_the_features_get_the_reversed_discriminator_gradient()
     learner.compute_losses(learner.checked(batches))["loss"].backward()
     got = learner.embedder.fc.weight.grad
 
-    twin.train_mode()
-    images = torch.cat([b.images for b in batches])
-    labels = torch.cat([b.labels for b in batches]).long()
-    domain = torch.tensor([0] * 8 + [1] * 8 + [2] * 8)
-    chosen = torch.rand(24, generator=twin.generator) < 0.5
-    images = torch.where(chosen.view(-1, 1, 1, 1), images.flip(-1), images)
-    keep = [torch.rand(24, 512, generator=twin.generator) >= 0.5 for _ in range(2)]
-    pooled = twin.backbone(images).features.mean(dim=(2, 3))
+    features, labels, domain, classes, cls, keep = hand_forward(twin, batches)
     fc = twin.embedder.fc
-    hidden = F.relu(pooled @ fc.weight.T + fc.bias) * keep[0] / 0.5
-    features = hidden / (hidden.norm(dim=1, keepdim=True).sqrt() * math.sqrt(2))
-    with torch.no_grad():
-        twin.classifier.weight /= twin.classifier.weight.norm(dim=0, keepdim=True)
-    cls = F.cross_entropy(features @ twin.classifier.weight.T + twin.classifier.bias, labels)
-    triplet = brute_force_triplet(features, torch.where(labels == 1, torch.zeros_like(domain), domain + 1), 0.1, "all")
+    triplet = brute_force_triplet(features, classes, 0.1, "all")
     disc = twin.discriminator
     out = disc.out(F.relu(disc.hidden(features)) * keep[1] / 0.5)
     live = labels == 1
