@@ -111,8 +111,24 @@ def _set_context(dataset: Dataset, work_path: str, key: str, crop_size: int, dep
 
 def _init_worker(*context: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    parent = os.getppid()
+    _kill_with_parent(parent)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _set_context(*context)
+
+
+def _kill_with_parent(parent: int) -> None:
+    """Linux: ask the kernel to SIGKILL this worker when its parent dies (prctl PR_SET_PDEATHSIG), at once and
+    whatever the worker is busy with; the polling thread covers other systems and a parent already gone."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
