@@ -131,7 +131,8 @@ def ingest(store: Any, outcome: Outcome) -> None:
         store.put(rows_from_record(record, str(directory)))
         store.put_histories({record["run_id"]: read_evaluations(directory / files.EVALS).to_bytes()})
         store.mark_run(run_identity(job.config, directory), "done")
-    elif outcome.status == "failed":
+    elif outcome.status == "failed":  # whatever the store held of this run (a --restart of a finished one) goes
+        store.forget(job.run_id)
         failure_file = directory / files.FAILED
         failure = json.loads(failure_file.read_text()) if failure_file.exists() else {}
         error = failure.get("error") or outcome.detail

@@ -109,6 +109,24 @@ def test_a_failed_run_is_reported_and_the_others_go_on(bench, capsys):
     assert sorted(r["seed"] for r in failed) == [0, 1] and all("non-finite" in r["error"] for r in failed)
 
 
+def test_a_restarted_run_that_fails_leaves_no_result_of_its_former_self(bench, capsys, monkeypatch):
+    from fasbench.runs.execute import Run
+
+    cli, out = bench["cli"], bench["out"]
+    argv = ["run", "binary_cnn", "--protocol", "MI_C", "--seeds", "0", "--suite", "synthetic", "--preset", "tiny",
+            "--out", str(out), "--cache-dir", str(bench["cache"]), "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert cli(*argv) == 0 and len(store_rows(out)) == 1
+
+    def broken(self):
+        raise RuntimeError("the machine caught fire")
+
+    monkeypatch.setattr(Run, "_train_and_record", broken)
+    assert cli(*argv, "--restart") == 2
+    assert "the machine caught fire" in capsys.readouterr().err
+    assert store_rows(out) == []  # the discarded result is gone from the store too
+    assert [r["status"] for r in ResultsStore(out / "results.sqlite").runs()] == ["failed"]
+
+
 def test_bad_launcher_options_are_refused_before_anything_runs(bench, capsys):
     cli, out = bench["cli"], bench["out"]
     argv = ["bench", "--learners", "binary_cnn", *bench["common"], "--device", "cpu"]
