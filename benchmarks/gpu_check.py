@@ -37,7 +37,6 @@ sys.path.insert(0, str(HERE))
 
 from timing import interleaved  # noqa: E402
 
-LEARNERS = ("binary_cnn", "auxiliary", "mldg", "reptile", "metareg", "rfmeta", "metapattern", "anrl", "ssdg", "safas")
 DRY_LEARNERS = ("binary_cnn", "rfmeta")  # the dry run checks the code paths, not every learner
 TINY_DOMAIN = {"subjects": 4, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 4}
 
@@ -111,7 +110,9 @@ class Check:
 
         plugins = installed_plugins()
         found: dict[str, str] = {}
-        for name in DRY_LEARNERS if self.dry else LEARNERS:
+        from fasbench.benchmark import load_benchmark
+
+        for name in DRY_LEARNERS if self.dry else load_benchmark().leaderboard["learners"]:
             learner_class = plugins.get("learners", name).obj
             backbone = {**learner_class.BACKBONE, "width": 0.25 if not self.dry else self.width, "input_size": 64}
             learner = plugins.build(

@@ -106,7 +106,7 @@ def run_job(job: Job, *, progress: bool = False, worker: str | None = None) -> O
                 f"{job.describe()}: its videos or caches differ from those the launcher resolved (another copy of "
                 "the data on this host?); prepare the same data everywhere, then launch again"
             )
-        record = execute(plan, job.out, plugins, None, progress=progress, restart=job.restart)
+        record = execute(plan, job.out, plugins, progress=progress, restart=job.restart)
     except RunLockedError as error:
         return Outcome(job, "locked", error.holder, host)
     except Exception as error:  # noqa: BLE001 - reported to the launcher; failed.json has it in full
@@ -117,24 +117,36 @@ def run_job(job: Job, *, progress: bool = False, worker: str | None = None) -> O
     return Outcome(job, "skipped" if record.get("skipped") else "done", "", host)
 
 
+def run_identity(config: Mapping[str, Any], directory: str | Path) -> dict[str, Any]:
+    """A run as the store's run table lists it (id, directory, learner, protocol, suite, seed, convention)."""
+    from fasbench.runs.config import run_id
+
+    return {
+        "run_id": run_id(config),
+        "run_dir": str(directory),
+        **{key: config[key] for key in ("learner", "protocol", "suite", "seed")},
+        "convention": config["data"]["convention"],
+    }
+
+
 def ingest(store: Any, outcome: Outcome) -> None:
     """Index a reported run directory into the store (the launching process only)."""
-    from fasbench.results.store import rows_from_record
+    from fasbench.results.store import read_finished
     from fasbench.runs import files
-    from fasbench.runs.execute import run_identity
-    from fasbench.selection import read_evaluations
 
     job = outcome.job
     directory = job.run_dir
     if outcome.status in ("done", "skipped"):
-        record = files.read_record(directory)
-        store.put(rows_from_record(record, str(directory)))
-        store.put_histories({record["run_id"]: read_evaluations(directory / files.EVALS).to_bytes()})
+        record, rows, history = read_finished(directory)
+        store.put(rows)
+        store.put_histories({record["run_id"]: history})
         store.mark_run(run_identity(job.config, directory), "done")
     elif outcome.status == "failed":  # whatever the store held of this run (a --restart of a finished one) goes
         store.forget(job.run_id)
-        failure_file = directory / files.FAILED
-        failure = json.loads(failure_file.read_text()) if failure_file.exists() else {}
+        try:
+            failure = files.read_json(directory / files.FAILED, "")
+        except FasbenchError:  # the worker died before writing it, or it is damaged: the launcher's account
+            failure = {}
         error = failure.get("error") or outcome.detail
         store.mark_run(run_identity(job.config, directory), "failed", error=error, step=failure.get("step"))
 

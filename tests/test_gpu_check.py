@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fasbench.benchmark import load_benchmark
+
 ROOT = Path(__file__).resolve().parent.parent
-LEARNERS = ["binary_cnn", "auxiliary", "mldg", "reptile", "metareg", "rfmeta", "metapattern", "anrl", "ssdg", "safas"]
+LEARNERS = load_benchmark().leaderboard["learners"]  # every learner of the leaderboard
 
 
 def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):

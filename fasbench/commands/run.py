@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -361,15 +362,17 @@ def _execute_all(
     jobs = [Job(p.config, str(args.out), args.cache_dir, args.restart, p if keep_plans else None) for p in plans]
     settled: list[Outcome] = []
     if distributed.world_size() == 1 and not args.restart:  # finished and running runs never reach a launcher
+        pending = []
         for job in jobs:
-            holder = files.lock_holder(job.run_dir)
             if (job.run_dir / files.DONE).exists():
                 settled.append(Outcome(job, "skipped"))
-            elif holder is not None:
+            elif (holder := files.lock_holder(job.run_dir)) is not None:
                 settled.append(Outcome(job, "locked", holder))
-        jobs = [job for job in jobs if all(o.job is not job for o in settled)]
+            else:
+                pending.append(job)
+        jobs = pending
     records, failed = [], []
-    for outcome in [*settled, *launcher.launch(jobs)]:
+    for outcome in itertools.chain(settled, launcher.launch(jobs)):  # each indexed as soon as it is reported
         job = outcome.job
         where = f" on {outcome.worker}" if outcome.worker else ""
         if outcome.status == "locked":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fasbench.benchmark import load_benchmark
 from fasbench.console import out
+from fasbench.errors import FasbenchError
 
 STATES = ("done", "running", "failed", "interrupted", "not started")
 
@@ -63,9 +64,9 @@ def read_state(directory: Path) -> RunState | None:
         state, detail = "running", holder
     elif (directory / files.FAILED).exists():
         try:
-            failure = json.loads((directory / files.FAILED).read_text())
+            failure = files.read_json(directory / files.FAILED, "")
             detail = f"step {failure.get('step')}: {failure.get('first_line', '')} ({failure.get('host', '?')})"
-        except (OSError, ValueError):
+        except FasbenchError:
             detail = f"{directory / files.FAILED} is unreadable"
         state = "failed"
     elif (directory / files.CHECKPOINT).exists():

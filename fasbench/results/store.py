@@ -340,29 +340,30 @@ def with_result(run: ResultRow, result: Mapping[str, Any]) -> ResultRow:
     )
 
 
+def read_finished(directory: Path) -> tuple[dict[str, Any], list[ResultRow], bytes]:
+    """A finished run directory's record, its store rows and its evaluation history (raises when damaged)."""
+    from fasbench.runs.files import read_record
+    from fasbench.selection import read_evaluations
+
+    record = read_record(directory)
+    return record, rows_from_record(record, str(directory)), read_evaluations(directory / "evals.jsonl").to_bytes()
+
+
 def _finished_runs(
     runs_root: str | Path, known: set[str] = frozenset()
 ) -> Iterator[tuple[dict[str, Any], list[ResultRow], bytes] | tuple[Path, str]]:
     """Every finished run directory under ``runs_root`` whose id is not in ``known``: (record, its store rows,
     its evaluation history), or (record path, why) for one whose record is damaged (never half-read)."""
-    from fasbench.runs.files import read_record
-    from fasbench.selection import read_evaluations
-
     for done in sorted(Path(runs_root).rglob("done")):
         try:
             if done.read_text(encoding="utf-8").split()[0] in known:
                 continue
         except (OSError, IndexError):
             pass  # read_record names what is wrong with it
-        directory = done.parent
         try:
-            record = read_record(directory)
-            rows = rows_from_record(record, str(directory))
-            history = read_evaluations(directory / "evals.jsonl").to_bytes()
+            yield read_finished(done.parent)
         except (FasbenchError, KeyError, TypeError, ValueError) as error:
-            yield directory / "record.json", str(error)
-            continue
-        yield record, rows, history
+            yield done.parent / "record.json", str(error)
 
 
 def add_missing_runs(store: ResultsStore, runs_root: str | Path) -> tuple[int, list[tuple[Path, str]]]:

@@ -23,7 +23,6 @@ from fasbench.data.roles import ProtocolRoles
 from fasbench.errors import FasbenchError, TrainingError
 from fasbench.evaluation import LEVELS, POLICY_NAMES
 from fasbench.plugins import PluginRegistry
-from fasbench.results.store import ResultsStore, rows_from_record
 from fasbench.runs import files, scoring
 from fasbench.runs.config import identity, run_dir, run_id
 from fasbench.runs.environment import describe_environment
@@ -41,16 +40,6 @@ log = get_logger("fasbench.run")
 step_log = logging.getLogger("fasbench.run.steps")
 step_log.propagate = False
 step_log.setLevel(logging.INFO)
-
-
-def run_identity(config: Mapping[str, Any], directory: str | Path) -> dict[str, Any]:
-    """A run as the store's run table lists it (id, directory, learner, protocol, suite, seed, convention)."""
-    return {
-        "run_id": run_id(config),
-        "run_dir": str(directory),
-        **{key: config[key] for key in ("learner", "protocol", "suite", "seed")},
-        "convention": config["data"]["convention"],
-    }
 
 
 class Run:
@@ -97,25 +86,20 @@ class Run:
             raise FasbenchError(f"{config_file} belongs to another configuration; remove {self.dir} or use --out")
         atomic.write_json(config_file, {**self.config, "run_id": self.id})
 
-    def execute(self, store: ResultsStore | None, *, restart: bool = False) -> dict[str, Any]:
+    def execute(self, *, restart: bool = False) -> dict[str, Any]:
         """Train (or resume), evaluate and record; returns the run record. A finished run is only re-read.
 
         The run directory is locked while this process works on it (a second process is refused with the
         holder named). A run that stops on an error (diverged, damaged input, crash) is marked failed in
-        its directory and in the store, and nothing of it is recorded as a result.
+        its directory, and nothing of it is recorded as a result. The run directory is the result: the
+        launching process indexes it into the results store (``fasbench.launch.ingest``).
         """
         lock = files.run_lock(self.dir) if distributed.is_main() else contextlib.nullcontext()
         with lock:
             if restart and distributed.is_main():
                 self._discard()
-                if store is not None:
-                    store.forget(self.id)
             if (self.dir / files.DONE).exists() and distributed.world_size() == 1:
-                record = files.read_record(self.dir)
-                if store is not None:
-                    store.put(rows_from_record(record, str(self.dir)))
-                    store.put_histories({self.id: read_evaluations(self.dir / files.EVALS).to_bytes()})
-                return {**record, "skipped": True}
+                return {**files.read_record(self.dir), "skipped": True}
             if distributed.is_main():
                 self._prepare_directory()
                 atomic.write_json(self.dir / "videos.json", {**self.roles.as_json(), "counts": self.roles.counts()})
@@ -125,23 +109,14 @@ class Run:
                     record = self._train_and_record()
                 except Exception as error:
                     if distributed.is_main():
-                        self._fail(error, store)
+                        self._fail(error)
                     raise
-            if store is not None and distributed.is_main():
-                store.put(rows_from_record(record, str(self.dir)))
-                store.put_histories({self.id: read_evaluations(self.dir / files.EVALS).to_bytes()})
-                store.mark_run(self._identity(), "done")
             return record
 
-    def _identity(self) -> dict[str, Any]:
-        return run_identity(self.config, self.dir)
-
-    def _fail(self, error: BaseException, store: ResultsStore | None) -> None:
-        """Mark the run failed (``failed.json``, the store's run table) and log why."""
+    def _fail(self, error: BaseException) -> None:
+        """Mark the run failed (``failed.json``) and log why."""
         failure = files.mark_failed(self.dir, error, self.step)
         log.error("run %s failed at step %s: %s", self.id, self.step, failure["first_line"])
-        if store is not None:
-            store.mark_run(self._identity(), "failed", error=failure["error"], step=self.step)
 
     def _discard(self) -> None:
         """``--restart``: forget everything this run did (checkpoint, evaluations, scores, result)."""
@@ -388,7 +363,6 @@ def execute(
     run: PlannedRun | Mapping[str, Any],
     out: str | Path,
     plugins: PluginRegistry,
-    store: ResultsStore | None,
     *,
     cache_dir: str | None = None,
     progress: bool = True,
@@ -399,4 +373,4 @@ def execute(
     ``restart`` discards whatever the run directory holds (checkpoint, result) and trains from step 0."""
     if not isinstance(run, PlannedRun):
         run = plan_run(run, plugins, cache_dir=cache_dir, progress=progress)
-    return Run(run.config, out, plugins, run.caches, run.roles, progress=progress).execute(store, restart=restart)
+    return Run(run.config, out, plugins, run.caches, run.roles, progress=progress).execute(restart=restart)
