@@ -113,6 +113,15 @@ def _as_list(value: str | tuple[str, ...]) -> str | list[str]:
 
 
 @dataclass(frozen=True)
+class ReportedResults:
+    """A learner's numbers as its paper reports them (``learners.NAME.reported``): the source, and per protocol
+    each metric's value as a fraction (registry.yaml writes percent, as papers do)."""
+
+    source: str
+    values: Mapping[str, Mapping[str, float]]  # protocol -> metric -> fraction in [0, 1]
+
+
+@dataclass(frozen=True)
 class LearnerSpec:
     """The benchmarked configuration of one learner: backbone, paper hyper-parameters, citation; the values a
     paper sets for one protocol only (``protocols``: e.g. SSDG's loss weights on ICM_O); the mode that
@@ -124,6 +133,7 @@ class LearnerSpec:
     hparams: Mapping[str, Any] = field(default_factory=dict)
     protocols: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     mode: str | None = None
+    reported: ReportedResults | None = None
 
     def settings(self, protocol: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(backbone, hparams) as benchmarked on ``protocol``: the learner's, then that protocol's values."""
@@ -208,6 +218,21 @@ class BenchmarkSpec:
             )
         return self.mode(next(iter(declared.values())))
 
+    def paper_evaluation(self, learner: str) -> ModeSpec:
+        """How ``learner``'s paper evaluated, to set fasbench's numbers beside its reported ones: its own
+        ``mode`` where it declares one, else what every DG-FAS paper's code does (checkpoint and threshold
+        chosen on the target: ``oracle`` + ``test_eer``) on the default data convention."""
+        own = self.learner(learner).mode
+        if own is not None:
+            return self.mode(own)
+        return ModeSpec(
+            "oracle",
+            "the papers' evaluation: checkpoint with the best target HTER, threshold at the target EER",
+            str(self.defaults.get("data", {}).get("convention", "fasbench")),
+            "oracle",
+            "test_eer",
+        )
+
     def learner(self, name: str) -> LearnerSpec:
         """The learner's benchmarked config; an empty one for a plugin registry.yaml does not mention."""
         return self.learners.get(name, LearnerSpec(name))
@@ -219,7 +244,8 @@ _SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "protocol": ({"sources", "target", "description"}, {"sources", "target"}),
     "suite": ({"description", "domains"}, set()),
     "suite domain": ({"dataset", "options"}, {"dataset"}),
-    "learner": ({"cite", "backbone", "hparams", "protocols", "mode"}, set()),
+    "learner": ({"cite", "backbone", "hparams", "protocols", "mode", "reported"}, set()),
+    "reported": ({"source", "protocols"}, {"source", "protocols"}),
     "learner protocol": ({"backbone", "hparams"}, set()),
     "mode": ({"description", "convention", "selection", "threshold_policy"}, {"description", "convention"}),
     "preset": (
@@ -402,6 +428,7 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
             check.mapping(entry.get("hparams"), f"{where}.hparams"),
             per_protocol,
             None if entry.get("mode") is None else str(entry["mode"]),
+            _reported(check, entry.get("reported"), f"{where}.reported", protocols),
         )
 
     presets = {}
@@ -435,6 +462,22 @@ def parse_benchmark(data: Any, path: Path) -> BenchmarkSpec:
             raise check.fail(where, f"expected a list of integers, got {seeds!r}")
 
     return BenchmarkSpec(path, domains, protocols, suites, defaults, learners, leaderboard, presets, conventions, modes)
+
+
+def _reported(check: _Checker, raw: Any, where: str, protocols: Mapping[str, Any]) -> ReportedResults | None:
+    """``learners.NAME.reported``: {source, protocols: {P: {METRIC: percent}}}; values must lie in [0, 100]."""
+    if raw is None:
+        return None
+    entry = check.entry("reported", raw, where)
+    values: dict[str, dict[str, float]] = {}
+    for protocol, metrics in check.mapping(entry["protocols"], f"{where}.protocols").items():
+        check.known((protocol,), protocols, "protocol", f"{where}.protocols")
+        values[str(protocol)] = {}
+        for metric, value in check.mapping(metrics, f"{where}.protocols.{protocol}").items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+                raise check.fail(f"{where}.protocols.{protocol}.{metric}", f"expected a percentage, got {value!r}")
+            values[str(protocol)][str(metric)] = float(value) / 100
+    return ReportedResults(str(entry["source"]), values)
 
 
 def _convention(check: _Checker, name: str, raw: Any) -> ConventionSpec:

@@ -85,6 +85,18 @@ def mutated(change):
             lambda d: d["learners"]["ssdg"]["protocols"]["ICM_O"].update(lr=1),
             r"learners\.ssdg\.protocols\.ICM_O: unknown key 'lr'",
         ),
+        (
+            lambda d: d["learners"]["rfmeta"]["reported"]["protocols"]["ICM_O"].update(HTER=0.1645 * 1000),
+            r"learners\.rfmeta\.reported\.protocols\.ICM_O\.HTER: expected a percentage, got 164\.5",
+        ),
+        (
+            lambda d: d["learners"]["rfmeta"]["reported"]["protocols"].update(XYZ={"HTER": 1}),
+            r"learners\.rfmeta\.reported\.protocols: unknown protocol 'XYZ'",
+        ),
+        (
+            lambda d: d["learners"]["rfmeta"]["reported"].pop("source"),
+            r"learners\.rfmeta\.reported: missing key 'source'",
+        ),
     ],
 )
 def test_schema_refusals_name_file_and_entry(tmp_path, change, message):
@@ -178,3 +190,14 @@ def test_per_protocol_learner_settings_differ_from_the_learners_own():
         for protocol, own in entry.protocols.items():
             for key, value in own.get("hparams", {}).items():
                 assert defaults[key] != value, f"learners.{name}.protocols.{protocol}.hparams.{key} restates {value!r}"
+
+
+def test_reported_numbers_are_fractions_with_their_source_and_papers_evaluate_on_the_target():
+    spec = load_benchmark()
+    rfmeta = spec.learner("rfmeta").reported
+    assert rfmeta.source == "Shao, Lan, Yuen, AAAI 2020, Table 1"
+    assert rfmeta.values["ICM_O"] == {"HTER": pytest.approx(0.1645), "AUC": pytest.approx(0.9116)}
+    assert spec.learner("metapattern").reported is None  # not quoted until checked against the paper
+    oracle = spec.paper_evaluation("rfmeta")
+    assert (oracle.convention, oracle.selection, oracle.threshold_policy) == ("fasbench", "oracle", "test_eer")
+    assert spec.paper_evaluation("ssdg") == spec.mode("ssdg")

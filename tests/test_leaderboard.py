@@ -108,3 +108,28 @@ def test_formats_match_golden_files(fmt, request):
     if request.config.getoption("--update-golden", default=False):
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+def test_reported_rows_carry_the_papers_numbers_and_the_gap():
+    from fasbench.results.tables import with_reported
+
+    spec = load_benchmark()
+    shown = with_reported(board(order=["rfmeta"]), spec)
+    reported, gap = shown.reported_rows("rfmeta")
+    assert reported[0] == "reported" and reported[1][("ICM_O", "HTER")] == pytest.approx(0.1645)
+    cell = shown.cells[("rfmeta", "ICM_O", "HTER")]
+    assert gap[1][("ICM_O", "HTER")] == pytest.approx(cell.mean - 0.1645)
+    average = (0.1389 + 0.1645) / 2  # the average column averages the shown protocols' reported numbers
+    assert reported[1][(AVERAGE, "HTER")] == pytest.approx(average)
+    markdown = render(shown, "markdown")
+    assert "| _reported_ | 16.45 | 91.16 | 13.89 | 93.98 |" in markdown
+    assert "Shao, Lan, Yuen, AAAI 2020, Table 1" in markdown
+    # these rows are selection `last`: the caption says the papers chose on the target, and how to compare
+    assert "rfmeta: convention fasbench, selection oracle, threshold test_eer" in shown.caption
+    assert shown.reported_sources == {
+        "binary_cnn": "Binary CNN row of Shao, Lan, Yuen, AAAI 2020, Table 1",
+        "rfmeta": "Shao, Lan, Yuen, AAAI 2020, Table 1",
+    }
+    oracle = [replace(row, selection="oracle") for row in rows()]
+    like = with_reported(build_leaderboard(oracle, metrics=["HTER"], higher_is_better=HIGHER), spec)
+    assert "evaluated otherwise" not in like.caption and "Reported rows" in like.caption

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from fasbench.benchmark import BenchmarkSpec, load_benchmark
@@ -53,6 +52,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     board.add_argument("--format", default="rich", choices=FORMATS)
     board.add_argument("--output", help="write the table to this file instead of the terminal")
     board.add_argument("--plot", metavar="DIR", help="also write ROC curves and score histograms (PNG) here")
+    board.add_argument(
+        "--with-reported",
+        action="store_true",
+        help="under each learner, the numbers its paper reports (registry.yaml learners.NAME.reported) and the gap",
+    )
+    board.add_argument(
+        "--significance",
+        nargs="?",
+        type=int,
+        const=1000,
+        metavar="RESAMPLES",
+        help="mark (†) the cells not significantly worse than their column's best: paired bootstrap over target "
+        "videos and seeds (default 1000 resamples; reads the runs' scores files)",
+    )
     board.set_defaults(handler=run_leaderboard)
 
     results = subparsers.add_parser("results", help="maintain the results store")
@@ -115,65 +128,40 @@ def _apply_mode(args: argparse.Namespace, spec: BenchmarkSpec) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from fasbench.commands.run import higher_is_better
     from fasbench.plugins import installed_plugins
-    from fasbench.results.collect import ensure_selection
-    from fasbench.results.leaderboard import build_leaderboard, choose_configuration, parse_where
-    from fasbench.runs.sweep import read_manifests
+    from fasbench.results.leaderboard import parse_where
+    from fasbench.results.tables import Choice, Evaluation, store_board, with_reported
 
     spec = load_benchmark(args.benchmark)
     store = _store(args.out)
     suite = _choose(store, "suite", args.suite, None, "--suite")
     _apply_mode(args, spec)
     default_convention = spec.defaults.get("data", {}).get("convention")
-    convention = _choose(store, "convention", args.convention, default_convention, "--convention", suite=suite)
-    selection = args.selection or spec.defaults.get("selection", "last")
-    policy = args.threshold_policy or spec.defaults.get("threshold_policy", "test_eer")
-    chosen = dict(suite=suite, convention=convention, level=args.level or spec.defaults.get("level", "video"))
-    plugins = installed_plugins()
-    ensure_selection(store, selection, plugins, suite=suite, convention=convention)
-    rows = store.rows(**chosen, threshold_policy=policy, selection=selection)
-    where = parse_where(args.where)
-    sweeps = [m for m in read_manifests(args.out) if (m["suite"], m["convention"]) == (suite, convention)]
-    drawn = {t["config_id"] for m in sweeps for t in m["trials"] if t["trial"] > 0}
-    if rows:
-        rows = choose_configuration(rows, config=args.config, preset=args.preset, where=where, exclude=drawn)
-        rows += _tuned(store, sweeps, plugins, selection, chosen, policy, {r.learner for r in rows})
-    metrics = args.metric or list(spec.leaderboard.get("metrics", ["HTER", "AUC"]))
-    known = convention in spec.conventions
-    summary = spec.convention(convention).summary if known else ""
-    options = dict(
-        metrics=metrics,
-        protocols=args.protocols or spec.leaderboard.get("protocols"),
-        learners=args.learners,
-        order=spec.leaderboard.get("learners", ()),
-        higher_is_better=higher_is_better(metrics),
-        convention_summary=summary,
+    evaluation = Evaluation(
+        suite,
+        _choose(store, "convention", args.convention, default_convention, "--convention", suite=suite),
+        args.selection or spec.defaults.get("selection", "last"),
+        args.threshold_policy or spec.defaults.get("threshold_policy", "test_eer"),
+        args.level or spec.defaults.get("level", "video"),
     )
-    needs_validation = "source_val" in (selection, policy)
-    if not rows and needs_validation and known and not spec.convention(convention).has_validation:
-        context = store.rows(**chosen, selection="last", threshold_policy="test_eer")
-        if context:
-            context = choose_configuration(context, config=args.config, preset=args.preset, where=where, exclude=drawn)
-        if not context:
-            raise FasbenchError("no finished runs match; run `fasbench run LEARNER --protocol P` first")
-        board = dataclasses.replace(
-            build_leaderboard(context, **options),
-            cells={},
-            selection=selection,
-            threshold_policy=policy,
-            note=f"Cells are empty: under convention {convention} every source video trains, so there is no "
-            "source validation to select a checkpoint or a threshold on (source_val).",
-        )
-    else:
-        board = build_leaderboard(rows, **options)
-        if any("(tuned:" in learner for learner in board.learners):
-            board = dataclasses.replace(
-                board,
-                note="Tuned rows: per seed, among a sweep's trials (trial 0 = the default hyper-parameters, the others "
-                "drawn from the learner's SEARCH_SPACE) the trial and checkpoint with the best source-validation EER "
-                "(DomainBed's training-domain validation), or the best target HTER where marked oracle.",
-            )
+    plugins = installed_plugins()
+    board, rows = store_board(
+        store,
+        spec,
+        plugins,
+        evaluation,
+        runs_root=args.out,
+        metrics=args.metric or list(spec.leaderboard.get("metrics", ["HTER", "AUC"])),
+        protocols=args.protocols,
+        learners=args.learners,
+        choice=Choice(args.config, args.preset, parse_where(args.where)),
+    )
+    if args.significance is not None and rows:
+        from fasbench.results.significance import mark_ties
+
+        board = mark_ties(board, rows, plugins, resamples=args.significance)
+    if args.with_reported:
+        board = with_reported(board, spec)
     from fasbench.results.render import render
 
     table = render(board, args.format)
@@ -194,25 +182,6 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         for path in write_plots(rows, board.protocols_shown, board.learners, Path(args.plot)):
             err().print(f"wrote {path}", highlight=False)
     return 0
-
-
-def _tuned(store, sweeps, plugins, selection: str, chosen: dict, policy: str, shown: set[str]) -> list:
-    """The tuned rows of the sweeps whose learners the table shows: selected on source validation, or on the
-    target (marked) when the table's selection is an oracle."""
-    from fasbench.results.collect import ensure_selection
-    from fasbench.results.leaderboard import tuned_rows
-
-    sweeps = [m for m in sweeps if m["learner"] in shown]
-    if not sweeps:
-        return []
-    oracle = plugins.get("selections", selection).obj.uses_target
-    basis = "oracle" if oracle else "source_val"
-    if not oracle and any(m["convention"] and not store.rows(selection="source_val", **chosen) for m in sweeps):
-        return []  # no source validation under this convention: no tuned rows (the caption of such tables says so)
-    ensure_selection(store, basis, plugins, suite=chosen["suite"], convention=chosen["convention"])
-    rows = store.rows(**chosen, threshold_policy=policy, selection=basis)
-    # Shown in the table's selection column: how they were chosen is in their label and the caption.
-    return [dataclasses.replace(row, selection=selection) for row in tuned_rows(rows, sweeps, oracle=oracle)]
 
 
 def run_rebuild(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ class Cell:
     std: float
     n: int
     best: bool = False
+    tied: bool = False  # not significantly worse than the column's best (``fasbench.results.significance``)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Leaderboard:
     configuration: str = ""  # which configuration the cells are (preset, budget)
     oracle: bool = False  # the selection looked at the target domain
     config_ids: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (learner, protocol) -> config id
+    reported: Mapping[tuple[str, str, str], float] = field(default_factory=dict)  # the papers' numbers, fractions
+    reported_sources: Mapping[str, str] = field(default_factory=dict)  # learner -> where its paper reports them
+    significance: str = ""  # how the tied marks were decided (empty: not tested)
 
     @property
     def protocols_shown(self) -> list[str]:
@@ -70,11 +74,25 @@ class Leaderboard:
         data = f"; data {self.convention_summary or 'convention ' + self.convention}" if self.convention else ""
         data += f"; {self.configuration}" if self.configuration else ""
         note = f" {self.note}" if self.note else ""
+        significance = f" {self.significance}" if self.significance else ""
         return (
             f"Suite {self.suite}{data}; {self.level}-level scores; HTER threshold policy {policy}; model selection "
             f"{selection}. Values in %, mean ± sample std (ddof=1) over seeds ({seeds}); {AVERAGE} averages "
-            f"each seed over the protocols first. Best per column in bold.{note}"
+            f"each seed over the protocols first. Best per column in bold.{significance}{note}"
         )
+
+    def reported_rows(self, learner: str) -> list[tuple[str, dict[tuple[str, str], float]]]:
+        """The extra rows shown under ``learner`` when the table carries reported numbers: ("reported",
+        {(column, metric): value}) and ("gap", fasbench - reported) in fractions; none without them."""
+        reported = {(c, m): v for (lrn, c, m), v in self.reported.items() if lrn == learner}
+        if not reported:
+            return []
+        gap = {
+            (c, m): self.cells[(learner, c, m)].mean - value
+            for (c, m), value in reported.items()
+            if (learner, c, m) in self.cells
+        }
+        return [("reported", reported), ("gap", gap)]
 
 
 def _single(rows: Sequence[ResultRow], attribute: str, hint: str) -> str:

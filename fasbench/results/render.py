@@ -24,12 +24,32 @@ def metric_title(board: Leaderboard, metric: str) -> str:
     return f"{metric}{arrow}"
 
 
+TIED = "†"  # not significantly worse than the best (the caption says how that was tested)
+
+
 def format_cell(cell: Cell | None) -> str:
-    """Percent with two decimals; the spread only when there is more than one seed."""
+    """Percent with two decimals; the spread only when there is more than one seed; † when the cell is not
+    significantly worse than its column's best."""
     if cell is None:
         return "–"
     text = f"{100 * cell.mean:.2f}"
-    return text if cell.n < 2 else f"{text} ± {100 * cell.std:.2f}"
+    text = text if cell.n < 2 else f"{text} ± {100 * cell.std:.2f}"
+    return f"{text} {TIED}" if cell.tied else text
+
+
+def format_extra(kind: str, value: float | None) -> str:
+    """A reported number (percent) or a gap (signed points)."""
+    if value is None:
+        return "–"
+    return f"{100 * value:+.2f}" if kind == "gap" else f"{100 * value:.2f}"
+
+
+def _extra_rows(board: Leaderboard, learner: str) -> list[tuple[str, list[str]]]:
+    """(label, texts in column order) of the reported and gap rows under ``learner``."""
+    return [
+        (f"  {kind}", [format_extra(kind, values.get(key)) for key in _columns(board)])
+        for kind, values in board.reported_rows(learner)
+    ]
 
 
 def _columns(board: Leaderboard) -> list[tuple[str, str]]:
@@ -48,6 +68,8 @@ def to_rich(board: Leaderboard) -> Table:
             text = format_cell(cell)
             row.append(f"[bold]{text}[/bold]" if cell is not None and cell.best else text)
         table.add_row(*row)
+        for label, texts in _extra_rows(board, learner):
+            table.add_row(f"[dim]{label}[/dim]", *(f"[dim]{text}[/dim]" for text in texts))
     return table
 
 
@@ -61,6 +83,8 @@ def to_markdown(board: Leaderboard) -> str:
             text = format_cell(cell)
             row.append(f"**{text}**" if cell is not None and cell.best else text)
         lines.append("| " + " | ".join(row) + " |")
+        for label, texts in _extra_rows(board, learner):
+            lines.append("| " + " | ".join([f"_{label.strip()}_", *texts]) + " |")
     return "\n".join(lines) + f"\n\n{board.caption}\n"
 
 
@@ -68,7 +92,7 @@ def _latex_escape(text: str) -> str:
     """Escape LaTeX specials; also typeset the arrow and the plus-minus sign in math mode."""
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
         text = text.replace(char, escaped)
-    return text.replace("→", r"$\to$").replace("±", r"$\pm$")
+    return text.replace("→", r"$\to$").replace("±", r"$\pm$").replace(TIED, r"$^\dagger$")
 
 
 def to_latex(board: Leaderboard) -> str:
@@ -97,6 +121,8 @@ def to_latex(board: Leaderboard) -> str:
             text = _latex_escape(format_cell(cell))
             row.append(rf"\textbf{{{text}}}" if cell is not None and cell.best else text)
         lines.append(" & ".join(row) + r" \\")
+        for label, texts in _extra_rows(board, learner):
+            lines.append(" & ".join([rf"\quad\textit{{{label.strip()}}}", *texts]) + r" \\")
     lines += [
         r"\bottomrule",
         r"\end{tabular}",
@@ -110,13 +136,20 @@ def to_csv(board: Leaderboard) -> str:
     """Long format, one line per (learner, column, metric); values as fractions, not percent."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["learner", "protocol", "metric", "mean", "std", "n", "best"])
+    header = ["learner", "protocol", "metric", "mean", "std", "n", "best"]
+    marks = bool(board.significance)
+    writer.writerow(header + (["tied"] if marks else []))
     for learner in board.learners:
         for column, metric in _columns(board):
             cell = board.cells.get((learner, column, metric))
             if cell is not None:
                 mean, std = f"{cell.mean:.6f}", f"{cell.std:.6f}"
-                writer.writerow([learner, column, metric, mean, std, cell.n, int(cell.best)])
+                tied = [int(cell.tied)] if marks else []
+                writer.writerow([learner, column, metric, mean, std, cell.n, int(cell.best), *tied])
+        for kind, values in board.reported_rows(learner):
+            for (column, metric), value in values.items():
+                tied = [""] if marks else []
+                writer.writerow([f"{learner} ({kind})", column, metric, f"{value:.6f}", "", "", "", *tied])
     return buffer.getvalue()
 
 
@@ -124,14 +157,21 @@ def to_json(board: Leaderboard) -> str:
     cells = [
         {
             "learner": lrn, "protocol": col, "metric": m, "mean": c.mean, "std": c.std, "n": c.n, "best": c.best,
-            "config_id": board.config_ids.get((lrn, col)),
+            "config_id": board.config_ids.get((lrn, col)), **({"tied": c.tied} if board.significance else {}),
         }
         for lrn in board.learners
         for col, m in _columns(board)
         if (c := board.cells.get((lrn, col, m))) is not None
     ]  # fmt: skip
     meta = {k: getattr(board, k) for k in ("suite", "threshold_policy", "selection", "level")}
-    return json.dumps({**meta, "caption": board.caption, "cells": cells}, indent=2) + "\n"
+    document = {**meta, "caption": board.caption, "cells": cells}
+    if board.reported:
+        document["reported"] = [
+            {"learner": lrn, "protocol": col, "metric": m, "value": value, "source": board.reported_sources[lrn],
+             "gap": board.cells[(lrn, col, m)].mean - value if (lrn, col, m) in board.cells else None}
+            for (lrn, col, m), value in board.reported.items()
+        ]  # fmt: skip
+    return json.dumps(document, indent=2) + "\n"
 
 
 def render(board: Leaderboard, fmt: str) -> str | Table:
