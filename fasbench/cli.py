@@ -14,7 +14,7 @@ from fasbench.console import debug_enabled, err
 from fasbench.errors import FasbenchError
 
 # Each module defines add_parser(subparsers); its parser sets `handler` (args -> exit status).
-COMMAND_MODULES = ("catalogue", "run", "leaderboard", "metrics", "prepare", "status")
+COMMAND_MODULES = ("catalogue", "run", "leaderboard", "report", "attack", "metrics", "prepare", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -264,6 +264,14 @@ class Learner(ABC):
     def score(self, images: Any) -> Any:
         """P(live) per frame: a float tensor of shape B in [0, 1]. Runs in evaluation mode, no grad."""
 
+    def live_score(self, images: Any) -> Any:
+        """``score`` with gradients: P(live) per frame in evaluation mode, differentiable with respect to
+        ``images`` (the adversarial stress test, ``fasbench attack``, needs it; optional otherwise)."""
+        raise FasbenchError(
+            f"learner {type(self).__name__} has no differentiable live_score(images): `fasbench attack` needs one "
+            "(fasbench.learners.NetworkLearner provides it; override it where score is computed differently)"
+        )
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: networks, optimisers, RNG state, step."""

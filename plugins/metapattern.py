@@ -237,8 +237,7 @@ class MetaPattern(NetworkLearner):
         self.observe({"inner": inner, "outer": outer})
         return {"loss": inner + outer.detach(), "inner": inner, "outer": outer.detach()}
 
-    @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
+    def live_score(self, images: torch.Tensor) -> torch.Tensor:
         set_train_mode(self.networks().values(), False)
         with self.autocast():
             live_map, logits = self.forward(self._images(images))

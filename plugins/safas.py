@@ -257,8 +257,7 @@ class SAFAS(NetworkLearner):
             align_heads_(self.heads.weight, self.hparams["alpha"])
         return {name: value.detach() for name, value in losses.items()}
 
-    @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
+    def live_score(self, images: torch.Tensor) -> torch.Tensor:
         set_train_mode(self.networks().values(), False)
         return torch.sigmoid(self.logits(self.features(self._images(images)))).mean(dim=1)
 

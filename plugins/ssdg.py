@@ -314,8 +314,7 @@ class SSDG(NetworkLearner):
         self.outer_step(losses["loss"])
         return {name: value.detach() for name, value in losses.items()}
 
-    @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
+    def live_score(self, images: torch.Tensor) -> torch.Tensor:
         set_train_mode(self.networks().values(), False)
         features = self.embed(self._images(images))
         logits = F.linear(features, column_normalized(self.classifier.weight), self.classifier.bias)

@@ -55,8 +55,15 @@ def test_registry_option_reads_a_user_file(capsys, tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(data))
     status, _, err = run(capsys, "--benchmark", str(path), "list", "protocols")
+    assert status == 2 and "learners.anrl.reported.protocols: unknown protocol 'ICM_O' (known: CI_M)" in " ".join(
+        err.split()
+    )
+    for entry in data["learners"].values():  # per-protocol settings and numbers name declared protocols only
+        entry.pop("reported", None)
+    path.write_text(yaml.safe_dump(data))
+    status, _, err = run(capsys, "--benchmark", str(path), "list", "protocols")
     assert status == 2 and "learners.safas.protocols: unknown protocol 'ICM_O' (known: CI_M)" in " ".join(err.split())
-    for entry in data["learners"].values():  # per-protocol learner settings name declared protocols only
+    for entry in data["learners"].values():
         entry.pop("protocols", None)
     path.write_text(yaml.safe_dump(data))
     status, out, _ = run(capsys, "--benchmark", str(path), "list", "protocols")

@@ -196,6 +196,25 @@ class StaysInEvalMode(BinaryCNN):
         return {"loss": loss.detach()}
 
 
+class DetachedLiveScore(BinaryCNN):
+    """Its differentiable score is cut from the graph: the adversarial stress test would see no gradient."""
+
+    name = "detached_live_score"
+
+    def live_score(self, images):
+        return super().live_score(images).detach()
+
+
+class ScoreBesideLiveScore(BinaryCNN):
+    """Overrides score() alone, so live_score() (what `fasbench attack` differentiates) scores otherwise."""
+
+    name = "score_beside_live_score"
+
+    @torch.no_grad()
+    def score(self, images):
+        return super().score(images.flip(-1))
+
+
 def _with(learner_class):
     module = types.ModuleType("broken")
 
@@ -215,6 +234,8 @@ def _with(learner_class):
         (StaysInEvalMode, "a step after score() differs from one without it"),
         (BatchDependentScores, "a frame's score depends on the rest of the batch"),
         (ThreeDomainsOnly, "with 2 source domains .*update() failed at step 0: ValueError: not enough values"),
+        (DetachedLiveScore, "live_score() must be differentiable with respect to the images"),
+        (ScoreBesideLiveScore, "live_score() must equal score() (with grad)"),
     ],
 )
 def test_broken_learners_fail_their_check_with_what_is_wrong(learner_class, message):

@@ -100,7 +100,7 @@ def test_the_fusion_network_averages_two_streams_that_start_alike():
     assert live_map.shape == (2, 1, 4, 4) and logits.shape == (2, 2)  # p3 at stride 8; two classes, index 1 live
     assert ((live_map > 0) & (live_map < 1)).all()
     head = fusion.map_head[0].weight
-    assert abs(float(head.std()) - 0.01) < 0.004 and float(fusion.map_head[0].bias.abs().max()) == 0.0
+    assert abs(float(head.detach().std()) - 0.01) < 0.004 and float(fusion.map_head[0].bias.detach().abs().max()) == 0.0
 
 
 def test_checkpoint_holds_both_networks_and_both_optimisers():

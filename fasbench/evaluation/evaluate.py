@@ -61,11 +61,14 @@ def evaluate(
     seed: int = 0,
     plugins: Any = None,
     reduce: str = "mean",
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``table`` as a JSON-serialisable dict naming its policy, level, threshold and counts.
 
     ``level`` 'video' scores each video by ``reduce`` over its frames (``source_val`` too); ``metrics``
-    defaults to every registered one; ``bootstrap`` > 0 adds 95% intervals under ``ci``.
+    defaults to every registered one; ``bootstrap`` > 0 adds 95% intervals under ``ci``. ``threshold``, when
+    given, is used exactly instead of the policy's choice (a threshold chosen elsewhere, e.g. on the clean
+    scores of an attacked run); ``policy`` then names where it came from.
     """
     if level not in LEVELS:
         raise UnknownNameError("score level", level, LEVELS)
@@ -79,7 +82,11 @@ def evaluate(
     built = build_metrics(list(metrics) if metrics is not None else default_metric_names(plugins), plugins)
     rows = table.by_video(reduce) if level == "video" else table
     sample = ScoreSample(rows.score, rows.label, rows.attack_type)
-    threshold = _threshold(parsed, sample, source_val, level, reduce)
+    if threshold is None:
+        threshold = _threshold(parsed, sample, source_val, level, reduce)
+    elif not np.isfinite(threshold):
+        raise FasbenchError(f"a given threshold must be finite, got {threshold!r}")
+    threshold = float(threshold)
     values = {name: float(_values(metric, sample, threshold)[0]) for name, metric in built.items()}
     result: dict[str, Any] = {
         "policy": parsed.name,

@@ -273,8 +273,13 @@ class NetworkLearner(Learner):
         return images
 
     # -- scoring and checkpoints -------------------------------------------------------------------
-    @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.live_score(images)
+
+    def live_score(self, images: torch.Tensor) -> torch.Tensor:
+        """P(live) per frame in evaluation mode, differentiable with respect to ``images`` (``score`` is this
+        without gradients; ``fasbench attack`` differentiates it). A learner overrides this, not ``score``."""
         set_train_mode(self.networks().values(), False)
         with self.autocast():
             logits = self.binary_network(self._images(images))

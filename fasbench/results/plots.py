@@ -8,8 +8,10 @@ AUC column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,19 +45,45 @@ def mean_roc(samples: Sequence[ScoreSample]) -> tuple[np.ndarray, np.ndarray, np
     return stacked.mean(axis=0), stacked.std(axis=0), np.asarray(aucs)
 
 
-def write_plots(rows: Sequence[ResultRow], protocols: Sequence[str], learners: Sequence[str], out: Path) -> list[Path]:
-    """One ROC figure per protocol and one histogram figure per (learner, protocol); returns the PNG paths."""
+def slug(name: str) -> str:
+    """A learner label as a file-name part (a tuned row's label has spaces and colons)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, writing reproducible SVG (no date, fixed element ids)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "fasbench"
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save(figure: Any, path: Path) -> None:
+    """Write a figure (PNG at 120 dpi or reproducible SVG, by the suffix) and close it."""
+    figure.tight_layout()
+    if path.suffix == ".svg":
+        figure.savefig(path, metadata={"Date": None})
+    else:
+        figure.savefig(path, dpi=120)
+    figure.clear()
+    pyplot().close(figure)
+
+
+def write_plots(
+    rows: Sequence[ResultRow], protocols: Sequence[str], learners: Sequence[str], out: Path, fmt: str = "png"
+) -> list[Path]:
+    """One ROC figure per protocol and one histogram figure per (learner, protocol); returns the paths.
+    ``fmt``: png or svg. A learner keeps its colour in every figure (its place in ``learners``)."""
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for protocol in protocols:
         figure, axes = plt.subplots(figsize=(4.5, 4.5))
         level = ""
-        for learner in learners:
+        for index, learner in enumerate(learners):
             chosen = [r for r in rows if r.protocol == protocol and r.learner == learner]
             if not chosen:
                 continue
@@ -63,24 +91,24 @@ def write_plots(rows: Sequence[ResultRow], protocols: Sequence[str], learners: S
             samples = [_sample(row) for row in {r.run_dir: r for r in chosen}.values()]
             tpr, spread, aucs = mean_roc(samples)
             spread_text = f" ± {100 * aucs.std(ddof=1):.1f}" if len(aucs) > 1 else ""
-            (line,) = axes.plot(FPR_GRID, tpr, label=f"{learner} (AUC {100 * aucs.mean():.1f}{spread_text})")
+            colour = f"C{index % 10}"
+            label = f"{learner} (AUC {100 * aucs.mean():.1f}{spread_text})"
+            axes.plot(FPR_GRID, tpr, label=label, color=colour)
             if len(samples) > 1:
-                axes.fill_between(FPR_GRID, tpr - spread, tpr + spread, color=line.get_color(), alpha=0.15)
-            path = _histogram(plt, samples, learner, protocol, level, out)
+                axes.fill_between(FPR_GRID, tpr - spread, tpr + spread, color=colour, alpha=0.15)
+            path = _histogram(plt, samples, learner, protocol, level, out / f"hist_{protocol}_{slug(learner)}.{fmt}")
             written.append(path)
         axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
         title = f"{protocol.replace('_', '→')}, {level} level, mean over seeds"
         axes.set(xlabel="false live rate (FPR)", ylabel="true live rate (TPR)", title=title)
         axes.legend(loc="lower right", fontsize=8)
-        path = out / f"roc_{protocol}.png"
-        figure.tight_layout()
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
+        path = out / f"roc_{protocol}.{fmt}"
+        save(figure, path)
         written.append(path)
     return written
 
 
-def _histogram(plt, samples: Sequence[ScoreSample], learner: str, protocol: str, level: str, out: Path) -> Path:  # noqa: ANN001
+def _histogram(plt, samples: Sequence[ScoreSample], learner: str, protocol: str, level: str, path: Path) -> Path:  # noqa: ANN001
     scores = np.concatenate([s.score for s in samples])
     labels = np.concatenate([s.label for s in samples])
     figure, axes = plt.subplots(figsize=(5, 3))
@@ -90,8 +118,5 @@ def _histogram(plt, samples: Sequence[ScoreSample], learner: str, protocol: str,
     title = f"{learner} on {protocol.replace('_', '→')} ({level} level, {len(samples)} seeds pooled)"
     axes.set(xlabel="P(live)", ylabel="density", title=title)
     axes.legend()
-    path = out / f"hist_{protocol}_{learner}.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, path)
     return path

@@ -231,6 +231,18 @@ def _check_behaviour(build: Callable[..., Learner], where: str, steps: int) -> N
         "on its own (evaluation-mode BatchNorm, no batch statistics)",
     )  # fmt: skip
     torch.testing.assert_close(mixed, scores[:2], rtol=1e-4, atol=1e-5, msg=f"{where}: scores depend on the batch")
+    if type(first).live_score is not Learner.live_score:  # optional: `fasbench attack` differentiates it
+        probe = images.clone().requires_grad_(True)
+        live = first.live_score(probe)
+        torch.testing.assert_close(
+            live.detach(), scores, rtol=1e-5, atol=1e-6, msg=f"{where}: live_score() must equal score() (with grad)"
+        )
+        differentiable = "live_score() must be differentiable with respect to the images"
+        assert live.requires_grad, f"{where}: {differentiable} (its output carries no graph)"
+        (gradient,) = torch.autograd.grad(live.float().sum(), probe)
+        assert bool(torch.isfinite(gradient).all()) and float(gradient.abs().sum()) > 0, (
+            f"{where}: {differentiable} (a finite, non-zero gradient)"
+        )
 
     resumed, uninterrupted = build(), build()
     for index in range(steps - 1):
