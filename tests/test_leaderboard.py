@@ -133,3 +133,27 @@ def test_reported_rows_carry_the_papers_numbers_and_the_gap():
     oracle = [replace(row, selection="oracle") for row in rows()]
     like = with_reported(build_leaderboard(oracle, metrics=["HTER"], higher_is_better=HIGHER), spec)
     assert "evaluated otherwise" not in like.caption and "Reported rows" in like.caption
+
+
+def test_reported_rows_add_fasbench_under_the_papers_evaluation_where_the_table_uses_another():
+    from fasbench.results.tables import with_reported
+
+    spec = load_benchmark()
+    oracle_rows = [
+        replace(row, selection="oracle", metrics={k: v / 2 for k, v in row.metrics.items()}) for row in rows()
+    ]
+    paper = build_leaderboard(oracle_rows, metrics=["HTER", "AUC"], higher_is_better=HIGHER)
+    unknown = [replace(row, learner="not_in_registry") for row in rows() if row.learner == "rfmeta"]
+    table = build_leaderboard(rows() + unknown, metrics=["HTER", "AUC"], higher_is_better=HIGHER)
+    shown = with_reported(table, spec, {"rfmeta": paper})
+    kinds = [kind for kind, _ in shown.reported_rows("rfmeta")]
+    assert kinds == ["reported", "gap", "fasbench, paper's evaluation", "gap, paper's evaluation"]
+    values = dict(shown.reported_rows("rfmeta"))
+    mean = paper.cells[("rfmeta", "ICM_O", "HTER")].mean
+    assert values["fasbench, paper's evaluation"][("ICM_O", "HTER")] == mean
+    assert values["gap, paper's evaluation"][("ICM_O", "HTER")] == pytest.approx(mean - 0.1645)
+    assert [kind for kind, _ in shown.reported_rows("binary_cnn")] == ["reported", "gap"]  # no paper board given
+    assert shown.reported_rows("not_in_registry") == []  # a learner without reported numbers: no extra rows
+    assert "none recorded for binary_cnn: run them with --mode paper" in shown.caption
+    csv = render(shown, "csv")
+    assert '"rfmeta (fasbench, paper\'s evaluation)",ICM_O,HTER,' in csv

@@ -2,13 +2,17 @@
 ``fasbench leaderboard --significance`` reading the runs' scores files."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from fasbench.errors import FasbenchError
 from fasbench.evaluation import ScoreSample, equal_error_rate
 from fasbench.plugins import installed_plugins
-from fasbench.results.significance import RunScores, tie_shares
+from fasbench.results.leaderboard import build_leaderboard
+from fasbench.results.significance import RunScores, mark_ties, tie_shares
 from fasbench.results.store import ResultRow
 
 DATA = Path(__file__).parent / "data"
@@ -50,11 +54,41 @@ def test_marks_on_committed_scores_match_the_golden_file(request):
             "best": best,
             "means": {k: round(float(v), 6) for k, v in sorted(means.items())},
             "share_as_good_as_best": {k: round(v, 4) for k, v in sorted(share.items())},
-            "tied": sorted(k for k, v in share.items() if k != best and v >= 0.05),
+            # marked: not best (bold; ties for best included) and at least 5 % of resamples as good as the best
+            "tied": sorted(k for k, v in share.items() if means[k] != means[best] and v >= 0.05),
         }
     if request.config.getoption("--update-golden", default=False):
         GOLDEN.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
     assert found == json.loads(GOLDEN.read_text())
+
+
+def test_mark_ties_marks_the_golden_cells_and_says_how():
+    runs, strata = committed_runs()
+    plugins = installed_plugins()
+    metrics = {name: plugins.build("metrics", {"type": name}) for name in ("HTER", "AUC")}
+    rows = [
+        replace(ROW, run_id=f"{learner}-{seed}", learner=learner, seed=seed, metrics={
+            name: float(metric.compute_batch(run.samples[0], threshold=run.thresholds[0])[0])
+            for name, metric in metrics.items()
+        })
+        for learner, group in runs.items()
+        for seed, run in enumerate(group)
+    ]  # fmt: skip
+    board = build_leaderboard(rows, metrics=["HTER", "AUC"], higher_is_better={"HTER": False, "AUC": True})
+    marked = mark_ties(board, rows, plugins, resamples=400, seed=0, runs_of=lambda *_: (runs, strata))
+    golden = json.loads(GOLDEN.read_text())
+    for metric in ("HTER", "AUC"):
+        tied = sorted(lrn for lrn in marked.learners if marked.cells[(lrn, "ICM_O", metric)].tied)
+        assert tied == golden[metric]["tied"]
+        assert [lrn for lrn in marked.learners if marked.cells[(lrn, "ICM_O", metric)].best][0] == golden[metric][
+            "best"
+        ]
+    assert "paired bootstrap over the target videos" in marked.caption and "400 resamples" in marked.caption
+    # the scores must give back the table's numbers, or the test refuses
+    shifted = [replace(row, metrics={**row.metrics, "AUC": row.metrics["AUC"] + 0.01}) for row in rows]
+    board = build_leaderboard(shifted, metrics=["AUC"], higher_is_better={"AUC": True})
+    with pytest.raises(FasbenchError, match="the scores files give AUC"):
+        mark_ties(board, shifted, plugins, resamples=10, runs_of=lambda *_: (runs, strata))
 
 
 def test_extremes_a_twin_shares_the_best_ones_fate_a_chance_level_learner_is_worse():

@@ -55,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     board.add_argument(
         "--with-reported",
         action="store_true",
-        help="under each learner, the numbers its paper reports (registry.yaml learners.NAME.reported) and the gap",
+        help="under each learner, the numbers its paper reports (registry.yaml learners.NAME.reported), the gap, "
+        "and fasbench's numbers under the paper's own evaluation where this table's is another",
     )
     board.add_argument(
         "--significance",
@@ -130,7 +131,7 @@ def _apply_mode(args: argparse.Namespace, spec: BenchmarkSpec) -> None:
 def run_leaderboard(args: argparse.Namespace) -> int:
     from fasbench.plugins import installed_plugins
     from fasbench.results.leaderboard import parse_where
-    from fasbench.results.tables import Choice, Evaluation, store_board, with_reported
+    from fasbench.results.tables import Choice, Evaluation, paper_boards, store_board, with_reported
 
     spec = load_benchmark(args.benchmark)
     store = _store(args.out)
@@ -145,6 +146,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         args.level or spec.defaults.get("level", "video"),
     )
     plugins = installed_plugins()
+    choice = Choice(args.config, args.preset, parse_where(args.where))
     board, rows = store_board(
         store,
         spec,
@@ -154,14 +156,15 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         metrics=args.metric or list(spec.leaderboard.get("metrics", ["HTER", "AUC"])),
         protocols=args.protocols,
         learners=args.learners,
-        choice=Choice(args.config, args.preset, parse_where(args.where)),
+        choice=choice,
     )
     if args.significance is not None and rows:
         from fasbench.results.significance import mark_ties
 
         board = mark_ties(board, rows, plugins, resamples=args.significance)
     if args.with_reported:
-        board = with_reported(board, spec)
+        others = paper_boards(store, spec, plugins, board, runs_root=args.out, choice=choice, metrics=board.metrics)
+        board = with_reported(board, spec, others)
     from fasbench.results.render import render
 
     table = render(board, args.format)

@@ -55,6 +55,7 @@ class Leaderboard:
     config_ids: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (learner, protocol) -> config id
     reported: Mapping[tuple[str, str, str], float] = field(default_factory=dict)  # the papers' numbers, fractions
     reported_sources: Mapping[str, str] = field(default_factory=dict)  # learner -> where its paper reports them
+    paper_cells: Mapping[tuple[str, str, str], float] = field(default_factory=dict)  # means under the papers' evals
     significance: str = ""  # how the tied marks were decided (empty: not tested)
 
     @property
@@ -82,17 +83,24 @@ class Leaderboard:
         )
 
     def reported_rows(self, learner: str) -> list[tuple[str, dict[tuple[str, str], float]]]:
-        """The extra rows shown under ``learner`` when the table carries reported numbers: ("reported",
-        {(column, metric): value}) and ("gap", fasbench - reported) in fractions; none without them."""
+        """The extra rows shown under ``learner`` when the table carries reported numbers, in fractions:
+        ("reported", {(column, metric): value}), ("gap", this table - reported), and where the paper evaluated
+        otherwise and fasbench has runs there, ("fasbench, paper's evaluation", means) and ("gap, paper's
+        evaluation", those - reported); none without reported numbers."""
         reported = {(c, m): v for (lrn, c, m), v in self.reported.items() if lrn == learner}
         if not reported:
             return []
-        gap = {
-            (c, m): self.cells[(learner, c, m)].mean - value
-            for (c, m), value in reported.items()
-            if (learner, c, m) in self.cells
-        }
-        return [("reported", reported), ("gap", gap)]
+        ours = {(c, m): cell.mean for (lrn, c, m), cell in self.cells.items() if lrn == learner}
+        rows = [("reported", reported), ("gap", _gap(reported, ours))]
+        paper = {(c, m): v for (lrn, c, m), v in self.paper_cells.items() if lrn == learner}
+        if paper:
+            rows += [("fasbench, paper's evaluation", paper), ("gap, paper's evaluation", _gap(reported, paper))]
+        return rows
+
+
+def _gap(reported: Mapping[tuple[str, str], float], ours: Mapping[tuple[str, str], float]) -> dict:
+    """ours - reported where both exist, in fractions."""
+    return {key: ours[key] - value for key, value in reported.items() if key in ours}
 
 
 def _single(rows: Sequence[ResultRow], attribute: str, hint: str) -> str:

@@ -41,7 +41,7 @@ def format_extra(kind: str, value: float | None) -> str:
     """A reported number (percent) or a gap (signed points)."""
     if value is None:
         return "–"
-    return f"{100 * value:+.2f}" if kind == "gap" else f"{100 * value:.2f}"
+    return f"{100 * value:+.2f}" if kind.startswith("gap") else f"{100 * value:.2f}"
 
 
 def _extra_rows(board: Leaderboard, learner: str) -> list[tuple[str, list[str]]]:
@@ -168,7 +168,8 @@ def to_json(board: Leaderboard) -> str:
     if board.reported:
         document["reported"] = [
             {"learner": lrn, "protocol": col, "metric": m, "value": value, "source": board.reported_sources[lrn],
-             "gap": board.cells[(lrn, col, m)].mean - value if (lrn, col, m) in board.cells else None}
+             "gap": board.cells[(lrn, col, m)].mean - value if (lrn, col, m) in board.cells else None,
+             "paper_evaluation_mean": board.paper_cells.get((lrn, col, m))}
             for (lrn, col, m), value in board.reported.items()
         ]  # fmt: skip
     return json.dumps(document, indent=2) + "\n"

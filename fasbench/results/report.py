@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -50,25 +52,54 @@ def build_report(
     significance: int = 1000,
     choice: Choice | None = None,
 ) -> Path:
-    """Write the report of ``store`` into ``site`` (replaced whole, atomically) and return its index.html."""
+    """Write the report of ``store`` into ``site`` and return its index.html. The folder is written beside
+    ``site`` and swapped in whole (two renames), so a failure leaves the earlier report as it was."""
     site = Path(site).absolute()
     _check_replaceable(site)
     default = default_evaluation(store, spec, suite)
-    staging = site.with_name(site.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "plots").mkdir(parents=True)
-    boards, default_rows, shown = [], [], set()
-    evaluations = evaluations_in(store, plugins, [default.suite])
+    evaluations = evaluations_in(store, plugins, [default.selection])
     if default not in evaluations:
         raise FasbenchError(
             f"the results store has no finished run under the default evaluation ({default.label()}) of suite "
             f"{default.suite}; run `fasbench run LEARNER --protocol P --suite {default.suite}` first"
         )
     evaluations.remove(default)
+    site.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.", dir=site.parent))
+    try:
+        (staging / "plots").mkdir()
+        _write(
+            store, spec, plugins, staging, default, evaluations, runs_root, metrics, significance, choice or Choice()
+        )
+        if site.exists():
+            earlier = Path(tempfile.mkdtemp(prefix=f".{site.name}.old.", dir=site.parent))
+            site.rename(earlier / "report")
+            staging.rename(site)
+            shutil.rmtree(earlier)
+        else:
+            staging.rename(site)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return site / "index.html"
+
+
+def _write(
+    store: ResultsStore,
+    spec: BenchmarkSpec,
+    plugins: Any,
+    staging: Path,
+    default: Evaluation,
+    evaluations: list[Evaluation],
+    runs_root: str | Path,
+    metrics: Sequence[str],
+    significance: int,
+    choice: Choice,
+) -> None:
+    boards, default_rows, shown = [], [], set()
     for evaluation in [default, *evaluations]:
         try:
             board, rows = store_board(
-                store, spec, plugins, evaluation, runs_root=runs_root, metrics=metrics, choice=choice or Choice()
+                store, spec, plugins, evaluation, runs_root=runs_root, metrics=metrics, choice=choice
             )
         except FasbenchError:
             if evaluation == default:
@@ -78,30 +109,29 @@ def build_report(
         if significance and rows and (evaluation == default or _key(evaluation) in papers):
             from fasbench.results.significance import mark_ties
 
-            board = mark_ties(board, rows, plugins, resamples=significance)
+            try:
+                board = mark_ties(board, rows, plugins, resamples=significance)
+            except FasbenchError as error:
+                board = dataclasses.replace(board, note=f"{board.note} Significance not tested: {error}".strip())
         board = with_reported(board, spec)
         boards.append((evaluation, board))
         shown.update(row.run_id for row in rows)
         if evaluation == default:
             default_rows = rows
-    default_board = next(board for evaluation, board in boards if evaluation == default)
+    default_board = boards[0][1]
     sections = [
         _leaderboard_section(boards, default),
         _paper_section(boards, spec, default),
         _protocol_sections(default_board, default_rows, default, staging),
-        _runs_section(store, default, shown, staging),
+        _runs_section(store, shown, staging),
     ]
     page = _page(
         "fasbench report",
-        _header(store, default) + "".join(sections),
+        _header(store, default, len(shown)) + "".join(sections),
         data={"boards": [_board_json(evaluation, board) for evaluation, board in boards], "default": _as(default)},
     )
     atomic.write_text(staging / "index.html", page)
     atomic.write_json(staging / MARKER, {"fasbench": __version__, "runs": str(runs_root), "default": _as(default)})
-    if site.exists():
-        shutil.rmtree(site)
-    staging.rename(site)
-    return site / "index.html"
 
 
 def _check_replaceable(site: Path) -> None:
@@ -186,10 +216,20 @@ def _leaderboard_section(boards: list, default: Evaluation) -> str:
 
 # -- paper vs reproduced -------------------------------------------------------------------------------------
 def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> str:
-    by_key = {(e.convention, e.selection, e.threshold_policy, e.level): board for e, board in boards}
+    """Per learner with reported numbers: the paper's, fasbench's under the paper's own evaluation and under
+    the honest one (checkpoint and threshold on source validation), each with its gap; the default suite."""
+    from fasbench.results.tables import honest_evaluation
+
+    by_key = {
+        (e.convention, e.selection, e.threshold_policy, e.level): board
+        for e, board in boards
+        if e.suite == default.suite
+    }
     default_board = by_key[(default.convention, default.selection, default.threshold_policy, default.level)]
+    learners = list(dict.fromkeys(lrn for board in by_key.values() for lrn in board.learners))
+    honest = honest_evaluation(spec, default.convention, default.level)
     parts = []
-    for learner in default_board.learners:
+    for learner in learners:
         reported = spec.learner(learner).reported
         if reported is None:
             continue
@@ -204,12 +244,11 @@ def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> st
         lines = [f'<tr><th class="label">{html.escape(reported.source)}</th>' + "".join(
             f"<td>{format_extra('reported', reported.values[p].get(m))}</td>" for p in protocols for m in metrics
         ) + "</tr>"]  # fmt: skip
-        for title, board in (
-            (f"fasbench, the paper's evaluation ({paper.convention}, {paper.selection}, {paper.threshold_policy})",
-             by_key.get((paper.convention, paper.selection, paper.threshold_policy, default.level))),
-            (f"fasbench default ({default.convention}, {default.selection}, {default.threshold_policy})",
-             default_board),
-        ):  # fmt: skip
+        rows = [(f"fasbench, the paper's evaluation ({_describe(paper)})", _board_under(by_key, paper, default))]
+        if honest is not None:
+            title = f"fasbench, honest ({_describe(honest)}: never the target's labels)"
+            rows.append((title, _board_under(by_key, honest, default)))
+        for title, board in rows:
             values, gaps = [], []
             for p in protocols:
                 for m in metrics:
@@ -230,13 +269,26 @@ def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> st
             if default.suite != "real"
             else ""
         )  # fmt: skip
-        + "Every paper chose its checkpoint and threshold on the target domain; fasbench's default evaluation does "
-        "not choose on the target. A dash: no run under that evaluation (run with --mode paper)."
+        + "Every paper chose its checkpoint and its threshold on the target domain (the paper's evaluation row); "
+        + (
+            "the honest row chooses both on held-out source validation and never reads the target's labels. "
+            if honest is not None
+            else f"convention {html.escape(default.convention)} has no source validation, so there is no honest row. "
+        )
+        + "A dash: no run under that evaluation (the paper's: `fasbench run LEARNER --mode paper`)."
     )
     return (
         '<section id="paper"><h2>Paper vs reproduced</h2>'
         f'<p class="caption">{caveat}</p>{"".join(parts) or "<p>No shown learner has reported numbers.</p>"}</section>'
     )
+
+
+def _board_under(by_key: Mapping[tuple, Leaderboard], evaluation: Any, default: Evaluation) -> Leaderboard | None:
+    return by_key.get((evaluation.convention, evaluation.selection, evaluation.threshold_policy, default.level))
+
+
+def _describe(evaluation: Any) -> str:
+    return f"{evaluation.convention}, {evaluation.selection}, threshold {evaluation.threshold_policy}"
 
 
 # -- per protocol ----------------------------------------------------------------------------------------------
@@ -338,8 +390,8 @@ def _attack_plot(
         if row.protocol != protocol or row.learner not in learners:
             continue
         found = read_attack(row.run_dir)
-        if not found or key not in found.get("clean", {}):
-            continue
+        if not found or key not in found.get("clean", {}) or found.get("checkpoint_step") != row.steps:
+            continue  # not attacked under this policy and level, or not this run's final checkpoint
         clean = found["clean"][key]["metrics"]["HTER"]
         results = [
             r
@@ -374,9 +426,11 @@ def _attack_plot(
     attacks = ", ".join(f"{name} {steps} step{'s' * (steps > 1)}" for name, steps in sorted(steps_seen))
     return (
         f'<h4>Adversarial stress test</h4><figure><img src="plots/{path.name}" alt="HTER against eps on {protocol}">'
-        f"<figcaption>HTER against the L-infinity budget ({html.escape(attacks)}; eps 0 = clean), mean over the "
-        "attacked seeds, at each run's clean threshold. A stress test: digital perturbations are outside the "
-        "ISO/IEC 30107 presentation-attack threat model (`fasbench attack RUN_DIR`).</figcaption></figure>"
+        f"<figcaption>HTER against the L-infinity budget ({html.escape(attacks)}; eps 0 = clean; at each eps the "
+        "strongest of the budgets attacked up to it), mean over the attacked seeds. The attacked model is each run's "
+        "final checkpoint, at the threshold its last evaluation chose under the policy, whatever the table's "
+        "selection rule. A stress test: digital perturbations are outside the ISO/IEC 30107 presentation-attack "
+        "threat model (`fasbench attack RUN_DIR`).</figcaption></figure>"
     )
 
 
@@ -390,13 +444,9 @@ def _run_list(rows: Sequence[ResultRow], protocol: str, learners: Sequence[str])
 
 
 # -- per run ---------------------------------------------------------------------------------------------------
-def _runs_section(store: ResultsStore, evaluation: Evaluation, shown: set[str], site: Path) -> str:
+def _runs_section(store: ResultsStore, shown: set[str], site: Path) -> str:
     """A page per run whose numbers a table of the report shows, and the list of them."""
-    rows = {
-        r.run_id: r
-        for r in store.rows(selection="last", threshold_policy="test_eer", level="video", suite=evaluation.suite)
-        if r.run_id in shown
-    }
+    rows = {r.run_id: r for r in store.rows(selection="last", level="video") if r.run_id in shown}
     lines = []
     for row in sorted(rows.values(), key=lambda r: (r.learner, r.protocol, r.seed)):
         _run_page(row, site / "runs" / row.run_id)
@@ -500,12 +550,13 @@ def _mapping_table(value: Mapping[str, Any], prefix: str = "") -> str:
 
 
 # -- the page --------------------------------------------------------------------------------------------------
-def _header(store: ResultsStore, evaluation: Evaluation) -> str:
-    runs = len({r.run_id for r in store.rows(selection="last", suite=evaluation.suite)})
+def _header(store: ResultsStore, evaluation: Evaluation, runs: int) -> str:
+    suites = sorted({r.suite for r in store.rows(selection="last")})
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     return (
         "<header><h1>fasbench report</h1>"
-        f"<p>{runs} finished runs of suite {html.escape(evaluation.suite)} · generated {when} UTC by fasbench "
+        f"<p>{runs} finished runs (suites {html.escape(', '.join(suites))}; per protocol and paper vs reproduced: "
+        f"{html.escape(evaluation.suite)}) · generated {when} UTC by fasbench "
         f'{__version__} · <a href="#leaderboard">leaderboard</a> · <a href="#paper">paper vs reproduced</a> · '
         '<a href="#protocols">per protocol</a> · <a href="#runs">runs</a></p></header>'
     )

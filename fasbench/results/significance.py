@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,11 @@ def mark_ties(
     *,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    runs_of: Callable[..., tuple[dict[str, list[RunScores]], np.ndarray]] | None = None,
 ) -> Leaderboard:
     """``board`` with each protocol cell not significantly worse than its column's best marked ``tied``, and the
-    caption saying how (the average column is not tested)."""
+    caption saying how (the average column is not tested). ``runs_of(rows, protocol, learners)`` gives each
+    learner's run scores and the videos' attack types (default: read from the run directories)."""
     if resamples < 1:
         raise FasbenchError(f"--significance needs a number of resamples >= 1, got {resamples}")
     metrics = build_metrics(board.metrics, plugins)
@@ -93,7 +95,7 @@ def mark_ties(
         shown = [learner for learner in board.learners if any((learner, protocol, m) in cells for m in board.metrics)]
         if len(shown) < 2:
             continue
-        runs, strata = _protocol_runs(rows, protocol, shown)
+        runs, strata = (runs_of or _protocol_runs)(rows, protocol, shown)
         for metric_name, metric in metrics.items():
             present = [lrn for lrn in shown if (lrn, protocol, metric_name) in cells]
             best = next((lrn for lrn in present if cells[(lrn, protocol, metric_name)].best), None)

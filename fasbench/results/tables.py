@@ -6,7 +6,7 @@ numbers beside it. ``fasbench leaderboard`` shows one such table; ``fasbench rep
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,9 +131,13 @@ def _tuned(store: ResultsStore, sweeps: list, plugins: Any, evaluation: Evaluati
     return [dataclasses.replace(row, selection=evaluation.selection) for row in tuned_rows(rows, sweeps, oracle=oracle)]
 
 
-def with_reported(board: Leaderboard, spec: BenchmarkSpec) -> Leaderboard:
-    """``board`` with each shown learner's reported numbers (registry.yaml ``learners.NAME.reported``) beside
-    its own, and a caption saying where they come from and whether this table evaluates as the papers did."""
+def with_reported(
+    board: Leaderboard, spec: BenchmarkSpec, paper_boards: Mapping[str, Leaderboard] | None = None
+) -> Leaderboard:
+    """``board`` with each shown learner's reported numbers (registry.yaml ``learners.NAME.reported``) and the
+    gap beside its own, and, for a learner whose paper evaluated otherwise than this table, fasbench's
+    numbers under the paper's evaluation (``paper_boards``: learner -> its table there) and that gap; the
+    caption says where the numbers come from and how each paper evaluated."""
     reported: dict[tuple[str, str, str], float] = {}
     sources: dict[str, str] = {}
     protocols = board.protocols_shown
@@ -153,13 +157,12 @@ def with_reported(board: Leaderboard, spec: BenchmarkSpec) -> Leaderboard:
         return dataclasses.replace(
             board, note=_join(board.note, "No shown learner has reported numbers in registry.yaml.")
         )
-    unlike = sorted(
-        learner
-        for learner in sources
-        if (paper := spec.paper_evaluation(learner)).selection != board.selection
-        or paper.threshold_policy != board.threshold_policy
-        or paper.convention != board.convention
-    )
+    unlike = sorted(learner for learner in sources if not _same(spec.paper_evaluation(learner), board))
+    paper_cells: dict[tuple[str, str, str], float] = {}
+    for learner in unlike:
+        there = (paper_boards or {}).get(learner)
+        if there is not None:
+            paper_cells.update({key: cell.mean for key, cell in there.cells.items() if key[0] == learner})
     note = (
         "Reported rows: the paper's numbers ("
         + "; ".join(f"{learner}: {source}" for learner, source in sources.items())
@@ -169,11 +172,50 @@ def with_reported(board: Leaderboard, spec: BenchmarkSpec) -> Leaderboard:
         note += f" This table is suite {board.suite}: its numbers are not comparable with the papers'."
     if unlike:
         modes = "; ".join(f"{learner}: {_describe(spec.paper_evaluation(learner))}" for learner in unlike)
+        missing = sorted({key[0] for key in paper_cells} ^ set(unlike))
         note += (
-            f" The papers evaluated otherwise than this table ({modes}): to compare like with like, show the table "
-            "under that evaluation (--mode NAME, or --convention, --selection and --threshold-policy)."
+            f" The papers evaluated otherwise than this table ({modes}); the rows 'fasbench, paper's evaluation' "
+            "show fasbench's means under it and their gap"
+            + (f" (none recorded for {', '.join(missing)}: run them with --mode paper)." if missing else ".")
         )
-    return dataclasses.replace(board, reported=reported, reported_sources=sources, note=_join(board.note, note))
+    return dataclasses.replace(
+        board, reported=reported, reported_sources=sources, paper_cells=paper_cells, note=_join(board.note, note)
+    )
+
+
+def _same(mode: Any, board: Leaderboard) -> bool:
+    return (mode.convention, mode.selection, mode.threshold_policy) == (
+        board.convention, board.selection, board.threshold_policy,
+    )  # fmt: skip
+
+
+def paper_boards(
+    store: ResultsStore,
+    spec: BenchmarkSpec,
+    plugins: Any,
+    board: Leaderboard,
+    *,
+    runs_root: str | Path,
+    choice: Choice,
+    metrics: Sequence[str],
+) -> dict[str, Leaderboard]:
+    """For each learner of ``board`` with reported numbers whose paper evaluated otherwise, its table under
+    the paper's evaluation (same suite, level, protocols and configuration); learners without runs there
+    are left out."""
+    found: dict[str, Leaderboard] = {}
+    for learner in board.learners:
+        if spec.learner(learner).reported is None or _same(mode := spec.paper_evaluation(learner), board):
+            continue
+        evaluation = Evaluation(board.suite, mode.convention, mode.selection, mode.threshold_policy, board.level)
+        try:
+            there, _ = store_board(
+                store, spec, plugins, evaluation, runs_root=runs_root, metrics=metrics,
+                protocols=board.protocols_shown, learners=[learner], choice=choice,
+            )  # fmt: skip
+        except FasbenchError:
+            continue  # no run of it under the paper's evaluation (the caption says so)
+        found[learner] = there
+    return found
 
 
 def _describe(mode: Any) -> str:
@@ -184,30 +226,32 @@ def _join(first: str, second: str) -> str:
     return f"{first} {second}".strip()
 
 
-def evaluations_in(store: ResultsStore, plugins: Any, suites: Sequence[str] | None = None) -> list[Evaluation]:
-    """Every evaluation a report can show from ``store``: each (suite, convention) with runs, under every
-    registered selection rule, every threshold policy and level the runs recorded."""
+def evaluations_in(store: ResultsStore, plugins: Any, extra_selections: Sequence[str] = ()) -> list[Evaluation]:
+    """Every evaluation a report can show from ``store``: each (suite, convention, threshold policy, level) the
+    runs recorded, under every registered selection rule and ``extra_selections`` (a parameterised one such
+    as ``last_k_mean:10`` that registry.yaml names)."""
     combos = sorted(
         {(row.suite, row.convention, row.threshold_policy, row.level) for row in store.rows(selection="last")}
     )
     selections = [entry.name for entry in plugins.entries("selections") if not entry.is_family]
-    found = []
-    for suite, convention, policy, level in combos:
-        if suites is not None and suite not in suites:
-            continue
-        for selection in selections:
-            found.append(Evaluation(suite, convention, selection, policy, level))
-    return found
+    selections += [name for name in extra_selections if name not in selections]
+    return [
+        Evaluation(suite, convention, selection, policy, level)
+        for suite, convention, policy, level in combos
+        for selection in selections
+    ]
 
 
 def default_evaluation(store: ResultsStore, spec: BenchmarkSpec, suite: str | None = None) -> Evaluation:
-    """The evaluation registry.yaml's defaults name, on the store's only suite (or ``suite``) and its default
-    convention where the store has it."""
+    """The evaluation registry.yaml's defaults name, on ``suite`` (default: the store's only suite, else
+    registry.yaml's default suite where the store has it) and its default convention where the store has it."""
     suites = sorted({row.suite for row in store.rows(selection="last")})
     if suite is None:
-        if len(suites) != 1:
+        preferred = spec.defaults.get("suite")
+        if len(suites) == 1 or preferred in suites:
+            suite = suites[0] if len(suites) == 1 else preferred
+        else:
             raise FasbenchError(f"the results hold suites {', '.join(suites) or 'none'}; choose one with --suite")
-        suite = suites[0]
     conventions = sorted({row.convention for row in store.rows(selection="last", suite=suite)})
     preferred = spec.defaults.get("data", {}).get("convention")
     convention = preferred if preferred in conventions or not conventions else conventions[0]
@@ -218,3 +262,11 @@ def default_evaluation(store: ResultsStore, spec: BenchmarkSpec, suite: str | No
         spec.defaults.get("threshold_policy", "test_eer"),
         spec.defaults.get("level", "video"),
     )
+
+
+def honest_evaluation(spec: BenchmarkSpec, convention: str, level: str) -> Evaluation | None:
+    """The evaluation that never looks at the target's labels: checkpoint and threshold chosen on source
+    validation (``source_val``); None under a convention without source validation. Suite left empty."""
+    if convention in spec.conventions and not spec.convention(convention).has_validation:
+        return None
+    return Evaluation("", convention, "source_val", "source_val", level)
