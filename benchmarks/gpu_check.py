@@ -6,6 +6,9 @@ recorded even when it fails (the others go on; the exit status says whether any 
 1. ``rfmeta_step``: one RF-Meta training step at full size (256 px, width 1, 3 domains x 20 frames), the
    eager fp32 reference loop against fasbench's learner (fp32; bf16 + channels_last; + compile), interleaved
    (``benchmarks/timing.py``); target: fasbench's best at most 0.5x the reference's time.
+1b. ``compile_gradients``: one step's gradients against the float64 truth, eager fp32 and compiled fp32
+   (``hparams.compile``, refused on the CPU); target: compiled within fp32 rounding (under 1e-4 of the
+   largest gradient and under 10x eager's error). Skipped in the dry run (tests/test_rfmeta.py runs it).
 2. ``sync_free_step``: ``torch.cuda.set_sync_debug_mode("error")`` around ``update`` of every learner:
    no host-device synchronisation inside a training step.
 3. ``protocol``: ``fasbench run rfmeta --protocol ICM_O`` at full size for ``--protocol-steps`` (200)
@@ -102,6 +105,18 @@ class Check:
         best = min(row["x_reference"] for label, row in rows.items() if label.startswith("fasbench"))
         return {"shape": f"3 domains x {2 * per_class} frames, {self.size} px, width {self.width}", "variants": rows,
                 "best_x_reference": best, "target": "<= 0.5", "met": best <= 0.5}  # fmt: skip
+
+    # -- 1b. does compile keep the gradients? --------------------------------------------------------
+    def compile_gradients(self) -> dict[str, Any]:
+        """One step's gradients against the float64 truth, eager and compiled (hparams.compile), at full size
+        (tiny in the dry run, on the CPU, where the option itself is refused)."""
+        from fasbench_plugins.rfmeta import compile_gradient_errors
+
+        if self.dry:  # two CPU compilations: tests/test_rfmeta.py runs this very function
+            return {"skipped": "dry run: compile_gradient_errors is exercised by tests/test_rfmeta.py"}
+        backbone = {"type": "rfmeta_cnn", "width": self.width, "input_size": self.size}
+        errors = compile_gradient_errors(backbone, self.device, per_class=2)
+        return {**errors, "target": "compiled fp32 error < 1e-4 and < 10x eager's", "met": errors["agrees"]}
 
     # -- 2. no synchronisation inside a step --------------------------------------------------------
     def sync_free_step(self) -> dict[str, Any]:
@@ -202,6 +217,12 @@ def markdown(check: Check, device_name: str) -> str:
             lines += [f"{section['shape']}; target: fasbench's best {section['target']} x the reference", "",
                       "| variant | ms / step | x reference |", "|---|---|---|"]  # fmt: skip
             lines += [f"| {k} | {v['ms']:.1f} | {v['x_reference']:.2f} |" for k, v in section["variants"].items()]
+        elif name == "compile_gradients" and "skipped" not in section:
+            lines += [
+                f"one step's largest gradient error against float64, as a fraction of the largest gradient: eager "
+                f"fp32 {section['eager_fp32']:.2e}, compiled fp32 {section['compiled_fp32']:.2e} (compiled float64 "
+                f"{section['compiled_fp64']:.2e}); target {section['target']}"
+            ]
         elif name == "sync_free_step":
             lines += ["| learner | update() |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in section["learners"].items()]
@@ -239,6 +260,7 @@ def main() -> int:
         torch.backends.cudnn.benchmark = True
     device_name = torch.cuda.get_device_name() if not args.dry else f"CPU dry run ({torch.get_num_threads()} threads)"
     check.section("rfmeta_step", check.rfmeta_step)
+    check.section("compile_gradients", check.compile_gradients)
     check.section("sync_free_step", check.sync_free_step)
     check.section("protocol", lambda: check.protocol(4 if args.dry else args.protocol_steps, out))
     check.section("learners", lambda: check.learners(out))

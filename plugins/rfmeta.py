@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from fasbench import hookimpl
+from fasbench.errors import FasbenchError
 from fasbench.interfaces import DomainBatch
 from fasbench.learners import (
     COMMON_DEFAULTS,
@@ -112,9 +113,19 @@ class RFMeta(NetworkLearner):
             require_flag(f"hparams.{name}", hp[name])
 
     def build_extra(self) -> None:
-        # torch.compile cannot differentiate twice through a compiled graph, so the meta learner (whose
-        # inner gradient is differentiated again) stays eager; the backbone and depth head are compiled.
         compiled = self.hparams["compile"]
+        if compiled and self.device.type == "cpu":
+            raise FasbenchError(
+                "hparams.compile is refused on the CPU: there its fp32 gradients can stray far beyond fp32 rounding "
+                "(with one thread, 1.9e-3 of the largest gradient from the float64 truth where eager strays 3.4e-5; "
+                "tests/test_rfmeta.py). Use it on CUDA, where benchmarks/gpu_check.sh measures the same agreement"
+            )
+        self.compile_networks(compiled)
+
+    def compile_networks(self, compiled: bool = True) -> None:
+        """torch.compile the backbone and the depth head (or undo it). torch.compile cannot differentiate twice
+        through a compiled graph, so the meta learner (whose inner gradient is differentiated again) stays
+        eager."""
         self._backbone_forward = torch.compile(self.backbone) if compiled else self.backbone
         self._depth_forward = torch.compile(self.depth_head) if compiled else self.depth_head
 
@@ -170,6 +181,56 @@ class RFMeta(NetworkLearner):
         self.observe({name: logs[name] for name in LOSS_NAMES})
         self.outer_step(loss)
         return logs
+
+
+def step_gradients(learner: RFMeta, batches: Sequence[DomainBatch]) -> tuple[float, dict[str, torch.Tensor]]:
+    """The loss and the gradient of every parameter of one RF-Meta step (split drawn by the learner), without
+    the optimiser step."""
+    learner.train_mode()
+    meta_train, meta_test = learner.draw_split()
+    losses = learner.compute_losses(batches, meta_train, meta_test)
+    loss, _ = losses.objective(learner.hparams["depth_weight"], learner.hparams["metatest_weight"])
+    named = {
+        f"{network_name}.{name}": parameter
+        for network_name, network in learner.networks().items()
+        for name, parameter in network.named_parameters()
+    }
+    return float(loss.detach()), dict(zip(named, torch.autograd.grad(loss, list(named.values())), strict=True))
+
+
+def compile_gradient_errors(backbone: dict[str, Any], device: Any, per_class: int = 2, seed: int = 0) -> dict:
+    """How far one step's fp32 gradients are from the float64 truth, eager and compiled (``compile_networks``,
+    what ``hparams.compile`` does), as fractions of the largest true gradient; and compiled against eager
+    in float64 (the same mathematics: rounding only). Compile keeps the gradients to fp32 rounding when its
+    error is of the order of eager's (``agrees``: under 1e-4 and under 10x eager's)."""
+    from fasbench.testing import random_domain_batches
+
+    def gradients(dtype: torch.dtype, compiled: bool) -> dict[str, torch.Tensor]:
+        learner = RFMeta(backbone=backbone, num_domains=3, hparams={"batch_per_class": per_class}, seed=seed,
+                         device=device)  # fmt: skip
+        for network in learner.networks().values():
+            network.to(dtype)
+        learner.compile_networks(compiled)
+        batches = [
+            DomainBatch(b.images.to(device, dtype), b.depths.to(device, dtype), b.labels.to(device, dtype), b.domain)
+            for b in random_domain_batches(learner, 3, per_class, seed)
+        ]
+        return step_gradients(learner, batches)[1]
+
+    truth = gradients(torch.float64, False)
+    scale = max(float(g.abs().max()) for g in truth.values())
+
+    def error(found: dict[str, torch.Tensor]) -> float:
+        return max(float((found[name].double() - truth[name]).abs().max()) for name in truth) / scale
+
+    eager, compiled = error(gradients(torch.float32, False)), error(gradients(torch.float32, True))
+    return {
+        "eager_fp32": eager,
+        "compiled_fp32": compiled,
+        "compiled_fp64": error(gradients(torch.float64, True)),
+        "largest_gradient": scale,
+        "agrees": compiled < min(1e-4, 10 * eager),
+    }
 
 
 @hookimpl

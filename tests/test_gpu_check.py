@@ -24,7 +24,7 @@ def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads((tmp_path / "gpu_check.json").read_text())
     assert figures["dry"] is True
-    for section in ("rfmeta_step", "sync_free_step", "protocol", "learners"):
+    for section in ("rfmeta_step", "compile_gradients", "sync_free_step", "protocol", "learners"):
         assert figures[section]["status"] == "ok", figures[section]
     assert set(figures["rfmeta_step"]["variants"]) >= {"reference loop, eager fp32", "fasbench rfmeta, fp32"}
     assert figures["protocol"]["steps"] == 4 and figures["protocol"]["train_seconds"] > 0
