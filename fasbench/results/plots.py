@@ -17,7 +17,7 @@ import numpy as np
 
 from fasbench.evaluation import ScoreSample, roc_auc
 from fasbench.results.store import ResultRow
-from fasbench.runs.scoring import eval_scores_path
+from fasbench.runs.scoring import read_target
 
 FPR_GRID = np.linspace(0.0, 1.0, 201)
 
@@ -25,10 +25,7 @@ FPR_GRID = np.linspace(0.0, 1.0, 201)
 def _sample(row: ResultRow) -> ScoreSample:
     """The scored target of one run at the row's level (video level: the mean of each video's frames), at the
     evaluation the row's selection chose (the last of them for a rule that averages several)."""
-    from fasbench.evaluation import read_scores
-
-    table, _ = read_scores(eval_scores_path(Path(row.run_dir), row.selected_steps[-1], "target"))
-    rows = table.by_video() if row.level == "video" else table
+    rows = read_target(row.run_dir, row.selected_steps[-1], row.level)
     return ScoreSample(rows.score, rows.label, rows.attack_type)
 
 

@@ -33,7 +33,17 @@ from fasbench.results.leaderboard import Leaderboard
 from fasbench.results.plots import pyplot, save, slug, write_plots
 from fasbench.results.render import column_title, format_cell, format_extra, metric_title
 from fasbench.results.store import ResultRow, ResultsStore
-from fasbench.results.tables import Choice, Evaluation, default_evaluation, evaluations_in, store_board, with_reported
+from fasbench.results.tables import (
+    Choice,
+    Evaluation,
+    default_evaluation,
+    describe_evaluation,
+    evaluation_key,
+    evaluations_in,
+    honest_evaluation,
+    store_board,
+    with_reported,
+)
 
 MARKER = "fasbench-report.json"  # what makes a folder an earlier report, replaceable
 RUN_FILES = ("config.json", "environment.json", "record.json", "evals.jsonl", "log.txt", "videos.json", "attack.json")
@@ -105,8 +115,8 @@ def _write(
             if evaluation == default:
                 raise  # says which configurations the results hold, and how to choose one
             continue  # nothing of this evaluation in the chosen configuration
-        papers = {_key(spec.paper_evaluation(learner)) for learner in board.learners}
-        if significance and rows and (evaluation == default or _key(evaluation) in papers):
+        papers = {evaluation_key(spec.paper_evaluation(learner)) for learner in board.learners}
+        if significance and rows and (evaluation == default or evaluation_key(evaluation) in papers):
             from fasbench.results.significance import mark_ties
 
             try:
@@ -127,7 +137,7 @@ def _write(
     ]
     page = _page(
         "fasbench report",
-        _header(store, default, len(shown)) + "".join(sections),
+        _header(sorted({e.suite for e, _ in boards}), default, len(shown)) + "".join(sections),
         data={"boards": [_board_json(evaluation, board) for evaluation, board in boards], "default": _as(default)},
     )
     atomic.write_text(staging / "index.html", page)
@@ -147,11 +157,6 @@ def _check_replaceable(site: Path) -> None:
             f"--output {site} is a folder that holds other files (no {MARKER}: not a fasbench report); the report "
             "replaces its folder whole, so give a new or empty folder"
         )
-
-
-def _key(evaluation: Any) -> tuple[str, str, str]:
-    """What a paper's evaluation fixes (a ModeSpec or an Evaluation): convention, selection, threshold policy."""
-    return evaluation.convention, evaluation.selection, evaluation.threshold_policy
 
 
 def _as(evaluation: Evaluation) -> dict[str, str]:
@@ -218,14 +223,8 @@ def _leaderboard_section(boards: list, default: Evaluation) -> str:
 def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> str:
     """Per learner with reported numbers: the paper's, fasbench's under the paper's own evaluation and under
     the honest one (checkpoint and threshold on source validation), each with its gap; the default suite."""
-    from fasbench.results.tables import honest_evaluation
-
-    by_key = {
-        (e.convention, e.selection, e.threshold_policy, e.level): board
-        for e, board in boards
-        if e.suite == default.suite
-    }
-    default_board = by_key[(default.convention, default.selection, default.threshold_policy, default.level)]
+    by_key = {(*evaluation_key(e), e.level): board for e, board in boards if e.suite == default.suite}
+    default_board = _board_under(by_key, default, default)
     learners = list(dict.fromkeys(lrn for board in by_key.values() for lrn in board.learners))
     honest = honest_evaluation(spec, default.convention, default.level)
     parts = []
@@ -244,9 +243,11 @@ def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> st
         lines = [f'<tr><th class="label">{html.escape(reported.source)}</th>' + "".join(
             f"<td>{format_extra('reported', reported.values[p].get(m))}</td>" for p in protocols for m in metrics
         ) + "</tr>"]  # fmt: skip
-        rows = [(f"fasbench, the paper's evaluation ({_describe(paper)})", _board_under(by_key, paper, default))]
+        rows = [
+            (f"fasbench, the paper's evaluation ({describe_evaluation(paper)})", _board_under(by_key, paper, default))
+        ]
         if honest is not None:
-            title = f"fasbench, honest ({_describe(honest)}: never the target's labels)"
+            title = f"fasbench, honest ({describe_evaluation(honest)}: never the target's labels)"
             rows.append((title, _board_under(by_key, honest, default)))
         for title, board in rows:
             values, gaps = [], []
@@ -284,11 +285,7 @@ def _paper_section(boards: list, spec: BenchmarkSpec, default: Evaluation) -> st
 
 
 def _board_under(by_key: Mapping[tuple, Leaderboard], evaluation: Any, default: Evaluation) -> Leaderboard | None:
-    return by_key.get((evaluation.convention, evaluation.selection, evaluation.threshold_policy, default.level))
-
-
-def _describe(evaluation: Any) -> str:
-    return f"{evaluation.convention}, {evaluation.selection}, threshold {evaluation.threshold_policy}"
+    return by_key.get((*evaluation_key(evaluation), default.level))
 
 
 # -- per protocol ----------------------------------------------------------------------------------------------
@@ -550,8 +547,7 @@ def _mapping_table(value: Mapping[str, Any], prefix: str = "") -> str:
 
 
 # -- the page --------------------------------------------------------------------------------------------------
-def _header(store: ResultsStore, evaluation: Evaluation, runs: int) -> str:
-    suites = sorted({r.suite for r in store.rows(selection="last")})
+def _header(suites: Sequence[str], evaluation: Evaluation, runs: int) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     return (
         "<header><h1>fasbench report</h1>"

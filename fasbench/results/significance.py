@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fasbench.errors import FasbenchError
-from fasbench.evaluation import ScoreSample, build_metrics, read_scores
+from fasbench.evaluation import ScoreSample, build_metrics
 from fasbench.evaluation.evaluate import _resample_counts, _values
 from fasbench.results.leaderboard import Leaderboard
 from fasbench.results.store import ResultRow
@@ -47,7 +47,7 @@ class RunScores:
 
 def run_scores(row: ResultRow, videos: dict[str, int] | None) -> tuple[RunScores, list[str], np.ndarray]:
     """The scores of ``row``'s selected evaluations at its level, their thresholds, and its video list."""
-    from fasbench.runs.scoring import eval_scores_path
+    from fasbench.runs.scoring import read_target
     from fasbench.selection import read_evaluations
 
     history = read_evaluations(Path(row.run_dir) / "evals.jsonl")
@@ -58,8 +58,7 @@ def run_scores(row: ResultRow, videos: dict[str, int] | None) -> tuple[RunScores
     for step in row.selected_steps:
         (index,) = np.flatnonzero(history.steps == step)
         thresholds.append(float(history.thresholds[index, history.keys.index(key)]))
-        table, _ = read_scores(eval_scores_path(Path(row.run_dir), step, "target"))
-        scored = table.by_video() if row.level == "video" else table
+        scored = read_target(row.run_dir, step, row.level)
         samples.append(ScoreSample(scored.score, scored.label, scored.attack_type))
         if video_ids is None:
             video_ids, attack_types = scored.video_id, scored.attack_type

@@ -157,7 +157,9 @@ def with_reported(
         return dataclasses.replace(
             board, note=_join(board.note, "No shown learner has reported numbers in registry.yaml.")
         )
-    unlike = sorted(learner for learner in sources if not _same(spec.paper_evaluation(learner), board))
+    unlike = sorted(
+        learner for learner in sources if evaluation_key(spec.paper_evaluation(learner)) != evaluation_key(board)
+    )
     paper_cells: dict[tuple[str, str, str], float] = {}
     for learner in unlike:
         there = (paper_boards or {}).get(learner)
@@ -171,7 +173,7 @@ def with_reported(
     if board.suite != "real":
         note += f" This table is suite {board.suite}: its numbers are not comparable with the papers'."
     if unlike:
-        modes = "; ".join(f"{learner}: {_describe(spec.paper_evaluation(learner))}" for learner in unlike)
+        modes = "; ".join(f"{learner}: {describe_evaluation(spec.paper_evaluation(learner))}" for learner in unlike)
         missing = sorted({key[0] for key in paper_cells} ^ set(unlike))
         note += (
             f" The papers evaluated otherwise than this table ({modes}); the rows 'fasbench, paper's evaluation' "
@@ -183,10 +185,16 @@ def with_reported(
     )
 
 
-def _same(mode: Any, board: Leaderboard) -> bool:
-    return (mode.convention, mode.selection, mode.threshold_policy) == (
-        board.convention, board.selection, board.threshold_policy,
-    )  # fmt: skip
+def evaluation_key(evaluation: Any) -> tuple[str, str, str]:
+    """What an evaluation fixes beyond suite and level (of an Evaluation, a ModeSpec or a Leaderboard): data
+    convention, selection rule, threshold policy."""
+    return evaluation.convention, evaluation.selection, evaluation.threshold_policy
+
+
+def describe_evaluation(evaluation: Any) -> str:
+    return (
+        f"convention {evaluation.convention}, selection {evaluation.selection}, threshold {evaluation.threshold_policy}"
+    )
 
 
 def paper_boards(
@@ -204,7 +212,9 @@ def paper_boards(
     are left out."""
     found: dict[str, Leaderboard] = {}
     for learner in board.learners:
-        if spec.learner(learner).reported is None or _same(mode := spec.paper_evaluation(learner), board):
+        if spec.learner(learner).reported is None or evaluation_key(
+            mode := spec.paper_evaluation(learner)
+        ) == evaluation_key(board):
             continue
         evaluation = Evaluation(board.suite, mode.convention, mode.selection, mode.threshold_policy, board.level)
         try:
@@ -216,10 +226,6 @@ def paper_boards(
             continue  # no run of it under the paper's evaluation (the caption says so)
         found[learner] = there
     return found
-
-
-def _describe(mode: Any) -> str:
-    return f"convention {mode.convention}, selection {mode.selection}, threshold {mode.threshold_policy}"
 
 
 def _join(first: str, second: str) -> str:

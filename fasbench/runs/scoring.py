@@ -65,6 +65,14 @@ def eval_scores_path(run_dir: Path, step: int, part: str) -> Path:
     return run_dir / "evals" / f"{step:08d}-{part}.h5"
 
 
+def read_target(run_dir: str | Path, step: int, level: str) -> ScoreTable:
+    """The target scores a run kept at evaluation ``step``, at ``level`` (video: each video's mean frame score)."""
+    from fasbench.evaluation import read_scores
+
+    table, _ = read_scores(eval_scores_path(Path(run_dir), step, "target"))
+    return table.by_video() if level == "video" else table
+
+
 def evaluation_record(
     step: int,
     target: ScoreTable,
