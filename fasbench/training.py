@@ -8,6 +8,7 @@ for meta-learning built on ``torch.func.functional_call`` (no hand-written funct
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -114,12 +115,27 @@ def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContext
 
 
 # -- non-finite losses ------------------------------------------------------------------------------
+_AS_ON_ACCELERATOR = contextvars.ContextVar("fasbench_as_on_accelerator", default=False)
+
+
+@contextlib.contextmanager
+def as_on_accelerator() -> Any:
+    """Inside the block, code that reads the device only on the CPU (where a read is free) defers that read
+    as it does on an accelerator: how ``fasbench.testing.sync`` sees a step on the CPU as a GPU runs it."""
+    token = _AS_ON_ACCELERATOR.set(True)
+    try:
+        yield
+    finally:
+        _AS_ON_ACCELERATOR.reset(token)
+
+
 class FiniteLossGuard:
     """Finds the first step whose losses are not finite, without a host-device sync inside the step.
 
     ``observe`` keeps the first bad step and the bad loss names in device tensors. On the CPU, where a
-    read costs nothing, it raises at once (``eager``); on an accelerator only ``raise_if_bad`` reads
-    them back (one sync), which the runner calls at its logging steps, where it syncs anyway.
+    read costs nothing, it raises at once (``eager``); on an accelerator (and inside ``as_on_accelerator``)
+    only ``raise_if_bad`` reads them back (one sync), which the runner calls at its logging steps, where
+    it syncs anyway.
     """
 
     def __init__(self, eager: bool | None = None) -> None:
@@ -140,7 +156,8 @@ class FiniteLossGuard:
         newly_bad = (self._first_bad_step < 0) & bad.any()
         self._first_bad_step = torch.where(newly_bad, step, self._first_bad_step)
         self._bad = torch.where(newly_bad, bad, self._bad)
-        if self.eager or (self.eager is None and values.device.type == "cpu"):
+        on_host = values.device.type == "cpu" and not _AS_ON_ACCELERATOR.get()
+        if self.eager or (self.eager is None and on_host):
             self.raise_if_bad()
 
     def raise_if_bad(self) -> None:

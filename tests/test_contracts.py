@@ -215,6 +215,30 @@ class ScoreBesideLiveScore(BinaryCNN):
         return super().score(images.flip(-1))
 
 
+class ReadsItsLoss(BinaryCNN):
+    """Logs its loss as a Python float: a host read of the device at every step."""
+
+    name = "reads_its_loss"
+
+    def update(self, domain_batches):
+        logs = super().update(domain_batches)
+        return {"loss": float(logs["loss"])}
+
+
+class MasksOnTheHost(BinaryCNN):
+    """Picks the live frames with a boolean mask: its size is a host read of the labels (nonzero)."""
+
+    name = "masks_on_the_host"
+
+    def update(self, domain_batches):
+        batch = pool(self.checked(domain_batches))
+        self.train_mode()
+        live = self.binary_network(batch.images[batch.labels > 0.5])
+        loss = bce(self.binary_network(batch.images), batch.labels) + live.float().mean() * 0
+        self.outer_step(loss)
+        return {"loss": loss.detach()}
+
+
 def _with(learner_class):
     module = types.ModuleType("broken")
 
@@ -236,6 +260,12 @@ def _with(learner_class):
         (ThreeDomainsOnly, "with 2 source domains .*update() failed at step 0: ValueError: not enough values"),
         (DetachedLiveScore, "live_score() must be differentiable with respect to the images"),
         (ScoreBesideLiveScore, "live_score() must equal score() (with grad)"),
+        (
+            ReadsItsLoss,
+            "update() reads device tensors on the host.*tests/test_contracts.py:\\d+ in update: "
+            "aten::_local_scalar_dense: .item(), float(), int() or bool() of a tensor (2 in two steps)",
+        ),
+        (MasksOnTheHost, "update() reads device tensors on the host.*in update: aten::index with a boolean mask"),
     ],
 )
 def test_broken_learners_fail_their_check_with_what_is_wrong(learner_class, message):

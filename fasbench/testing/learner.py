@@ -93,6 +93,31 @@ def _step(learner: Learner, seed: int) -> dict[str, Any]:
     return logs
 
 
+def _check_no_host_reads(learner: Learner, where: str) -> None:
+    """Two steps (after a first one, so the optimiser state exists) read nothing of the device on the host:
+    on a GPU such a read waits for the device inside every step (``fasbench.testing.sync``)."""
+    from collections import Counter
+
+    from fasbench.testing.sync import watching_host_reads
+
+    _step(learner, 0)
+    steps = [random_domain_batches(learner, learner.num_domains, learner.batch_per_class, seed) for seed in (1, 2)]
+    on_device = [*learner.named_tensors().values()]
+    on_device += [tensor for batches in steps for b in batches for tensor in (b.images, b.depths, b.labels)]
+    with watching_host_reads(on_device) as reads:
+        for batches in steps:
+            learner.update(batches)
+            learner.step += 1
+    found = Counter(map(str, reads))
+    assert not found, (
+        f"{where}: update() reads device tensors on the host, which on a GPU waits for the device at every step: "
+        + "; ".join(f"{read} ({count} in two steps)" for read, count in found.most_common(3))
+        + ". Keep the value a tensor (logs may be 0-dim tensors: the runner reads them at its logging steps), "
+        "draw random choices from the learner's CPU generator, or use the sync-free form (torch.where(mask, a, b) "
+        "instead of a[mask], *_ex linear algebra)"
+    )
+
+
 def check_learner(
     name: str,
     *,
@@ -243,6 +268,8 @@ def _check_behaviour(build: Callable[..., Learner], where: str, steps: int) -> N
         assert bool(torch.isfinite(gradient).all()) and float(gradient.abs().sum()) > 0, (
             f"{where}: {differentiable} (a finite, non-zero gradient)"
         )
+
+    _check_no_host_reads(build(), where)
 
     resumed, uninterrupted = build(), build()
     for index in range(steps - 1):

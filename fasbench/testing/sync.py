@@ -1,0 +1,180 @@
+"""``host_reads``: the reads of device tensors back to the host, found on any machine.
+
+On a GPU, reading a device tensor on the host (``.item()``, ``float()``, ``bool()``, ``.tolist()``,
+``.cpu()``, ``.numpy()``, ``nonzero``, a boolean-mask index, a copy into a host tensor...) waits for every
+kernel queued before it; inside a training step that stalls the pipeline once per step.
+``torch.cuda.set_sync_debug_mode("error")`` finds such reads only where CUDA exists (``tests/test_gpu_check.py``,
+``benchmarks/gpu_check.py``); ``host_reads`` finds them on the CPU, so that ``check_learner`` and CI see them.
+
+How: while the function runs, a dispatch mode follows which tensors would be on the device: the ones
+given (parameters, buffers, batches), every result of an operation with one of them as input, every
+factory result given an explicit ``device=``, and every ``.to(device)`` copy; and it records each
+operation that reads one of them back to the host, with the line of code that asked for it. Reads of
+host tensors (numbers drawn from a learner's CPU generator, for instance) are not reads of the device.
+
+Limits, because on the CPU every "device" is the host: a ``.to(device)`` that copies nothing (same
+dtype) returns the tensor itself, which stays a host tensor here; ``.to("cpu")`` cannot be told from a
+move to the learner's (CPU) device, so only ``.cpu()`` counts as a copy to the host. On a GPU,
+``set_sync_debug_mode`` remains the final word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# aten operations whose result size or value the host must know: each waits for the device.
+READING_OPS = {
+    "_local_scalar_dense": ".item(), float(), int() or bool() of a tensor",
+    "nonzero": "nonzero() or torch.where(condition) with one argument",
+    "masked_select": "masked_select (a boolean-mask read)",
+    "_unique": "unique()",
+    "_unique2": "unique()",
+    "unique_dim": "unique()",
+    "unique_consecutive": "unique_consecutive()",
+    "unique_dim_consecutive": "unique_consecutive()",
+    "bincount": "bincount() (its length depends on the values)",
+    "equal": "torch.equal()",
+    "_linalg_check_errors": "a linalg call that checks its result (use the *_ex variant)",
+}
+HOST_METHODS = {"tolist": ".tolist()", "numpy": ".numpy()", "cpu": ".cpu()", "__array__": "numpy.asarray()"}
+
+
+@dataclass(frozen=True)
+class HostRead:
+    """One read of a device tensor by the host: what read it and which line of code asked."""
+
+    operation: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.operation}"
+
+
+def _caller(skip: tuple[str, ...]) -> str:
+    """The innermost frame outside torch and this module: the code that asked for the read."""
+    for frame in reversed(traceback.extract_stack()):
+        path = frame.filename.replace(os.sep, "/")
+        if "/torch/" in path or path.endswith(skip):
+            continue
+        return f"{_short(path)}:{frame.lineno} in {frame.name}"
+    return "?"
+
+
+def _short(path: str) -> str:
+    for anchor in ("/fasbench_plugins/", "/plugins/", "/fasbench/", "/tests/"):
+        if anchor in path:
+            return anchor.strip("/") + "/" + path.split(anchor, 1)[1]
+    return path
+
+
+class _Tracker:
+    """The set of tensors that would live on the device, and the reads of them found so far."""
+
+    def __init__(self, tensors: Iterable[Any]) -> None:
+        from torch.utils.weak import WeakTensorKeyDictionary
+
+        self.on_device = WeakTensorKeyDictionary()
+        self.reads: list[HostRead] = []
+        for tensor in tensors:
+            self.mark(tensor)
+
+    def mark(self, value: Any) -> None:
+        import torch
+        from torch.utils import _pytree
+
+        for leaf in _pytree.tree_leaves(value):
+            if isinstance(leaf, torch.Tensor):
+                self.on_device[leaf] = True
+
+    def any_on_device(self, value: Any) -> bool:
+        import torch
+        from torch.utils import _pytree
+
+        return any(isinstance(leaf, torch.Tensor) and leaf in self.on_device for leaf in _pytree.tree_leaves(value))
+
+    def read(self, operation: str) -> None:
+        self.reads.append(HostRead(operation, _caller((__file__,))))
+
+
+def _modes(tracker: _Tracker) -> tuple[Any, Any]:
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Dispatch(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            kwargs = kwargs or {}
+            name = func.__name__.split(".")[0]
+            from_device = tracker.any_on_device((args, kwargs))
+            if from_device:
+                if name in READING_OPS:
+                    tracker.read(f"aten::{name}: {READING_OPS[name]}")
+                elif name in ("index", "index_put_", "index_put", "_index_put_impl_") and _boolean_index(args):
+                    tracker.read(f"aten::{name} with a boolean mask (it needs nonzero(): use torch.where)")
+                elif name == "repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
+                    tracker.read("aten::repeat_interleave without output_size")
+                elif name == "copy_" and args[0] not in tracker.on_device and tracker.any_on_device(args[1]):
+                    tracker.read("aten::copy_ into a host tensor")
+            result = func(*args, **kwargs)
+            if from_device:
+                tracker.mark(result)
+            return result
+
+    class Function(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", "")
+            if name in HOST_METHODS and args and isinstance(args[0], torch.Tensor) and args[0] in tracker.on_device:
+                tracker.read(f"{HOST_METHODS[name]}")
+            result = func(*args, **kwargs)
+            if _asks_for_device(name, args, kwargs, tracker) and result is not (args[0] if args else None):
+                tracker.mark(result)
+            return result
+
+    return Function(), Dispatch()
+
+
+def _boolean_index(args: tuple) -> bool:
+    import torch
+
+    indices = args[1] if len(args) > 1 else ()
+    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ())
+
+
+def _asks_for_device(name: str, args: tuple, kwargs: dict, tracker: _Tracker) -> bool:
+    """A factory given ``device=``, or ``.to(...)``/``.cuda()`` towards a device (not ``.cpu()``)."""
+    import torch
+
+    if kwargs.get("device") is not None and name != "cpu":
+        return True
+    if name == "cuda":
+        return True
+    if name == "to":
+        return any(isinstance(a, torch.device | str) for a in args[1:2]) or any(
+            isinstance(a, torch.Tensor) and a in tracker.on_device for a in args[1:2]
+        )
+    return False
+
+
+@contextlib.contextmanager
+def watching_host_reads(device_tensors: Iterable[Any]) -> Iterator[list[HostRead]]:
+    """Inside the block, record every host read of a device tensor (see the module docstring) into the
+    list this yields; ``device_tensors`` are the tensors that would live on the device."""
+    from fasbench.training import as_on_accelerator
+
+    tracker = _Tracker(device_tensors)
+    function, dispatch = _modes(tracker)
+    with as_on_accelerator(), function, dispatch:
+        yield tracker.reads
+
+
+def host_reads(run: Callable[[], Any], device_tensors: Iterable[Any]) -> list[HostRead]:
+    """The host reads of device tensors ``run()`` makes (``watching_host_reads`` around one call)."""
+    with watching_host_reads(device_tensors) as reads:
+        run()
+    return reads

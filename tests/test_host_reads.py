@@ -1,0 +1,89 @@
+"""fasbench.testing.sync: host reads of device tensors (what would stall a GPU inside a step), found on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from fasbench.errors import TrainingError
+from fasbench.testing.sync import host_reads, watching_host_reads
+from fasbench.training import FiniteLossGuard, as_on_accelerator
+
+SCALAR = "aten::_local_scalar_dense: .item(), float(), int() or bool() of a tensor"
+
+
+def _weights():
+    return torch.linspace(-1.0, 1.0, 6, requires_grad=True)
+
+
+ON_DEVICE = _weights()  # the tensor each case treats as living on the device
+
+
+@pytest.mark.parametrize(
+    "read, operation",
+    [
+        (lambda w: (w * 2).sum().item(), SCALAR),
+        (lambda w: float((w * 2).sum().detach()), SCALAR),
+        (lambda w: bool((w > 0).any()), SCALAR),
+        (lambda w: int(w.detach().argmax()), SCALAR),
+        (lambda w: (w * 2).tolist(), ".tolist()"),
+        (lambda w: (w * 2).detach().cpu(), ".cpu()"),
+        (lambda w: np.asarray((w * 2).detach()), "numpy.asarray()"),
+        (lambda w: w.detach()[w.detach() > 0], "aten::index with a boolean mask (it needs nonzero(): use torch.where)"),
+        (lambda w: torch.where(w > 0), "aten::nonzero: nonzero() or torch.where(condition) with one argument"),
+        (lambda w: torch.zeros(3).copy_(w.detach()[:3]), "aten::copy_ into a host tensor"),
+        (lambda w: torch.full((), 2.0, device=w.device).item(), SCALAR),  # a factory given the device
+        (lambda w: torch.rand(2).to(w.device, torch.float64).sum().item(), SCALAR),  # moved to the device
+    ],
+)
+def test_each_kind_of_host_read_is_found_with_its_line(read, operation):
+    reads = host_reads(lambda: read(ON_DEVICE), [ON_DEVICE])
+    assert [r.operation for r in reads] == [operation]
+    assert reads[0].where.startswith("tests/test_host_reads.py:") and reads[0].where.endswith("in <lambda>")
+
+
+def test_host_tensors_and_sync_free_work_are_not_reads():
+    generator = torch.Generator().manual_seed(0)
+    weights = _weights()
+
+    def step():
+        order = torch.randperm(3, generator=generator).tolist()  # the learner's CPU generator: host numbers
+        chosen = int(torch.randint(3, (1,), generator=generator))
+        loss = (weights * weights).sum() + order[0] + chosen
+        kept = torch.where(weights > 0, weights, torch.zeros_like(weights))  # the sync-free mask
+        (loss + kept.sum()).backward()
+        return loss.detach()  # a 0-dim tensor log: read by the runner at its logging steps, not here
+
+    assert host_reads(step, [weights]) == []
+    assert weights.grad is not None
+
+
+def test_the_backward_and_the_optimizer_are_watched_too():
+    weights = torch.nn.Parameter(_weights().detach())
+    optimizer = torch.optim.SGD([weights], lr=0.1)
+
+    def step():
+        optimizer.zero_grad()
+        (weights**2).sum().backward()
+        optimizer.step()
+        return weights.grad.abs().max().item()  # the gradient came from the device tensor
+
+    reads = host_reads(step, [weights])
+    assert [r.operation for r in reads] == [SCALAR] and reads[0].where.endswith("in step")
+
+
+def test_the_finite_loss_guard_defers_its_read_as_on_an_accelerator():
+    weights = _weights()
+    with watching_host_reads([weights]) as reads:
+        guard = FiniteLossGuard()  # eager on the CPU, but not inside the probe (as_on_accelerator)
+        guard.observe({"loss": (weights * float("nan")).sum()}, step=4)  # no raise, no read
+    assert reads == []
+    with pytest.raises(TrainingError, match="non-finite loss 'loss' at step 4"):
+        guard.raise_if_bad()
+    with as_on_accelerator():
+        deferred = FiniteLossGuard()
+        deferred.observe({"loss": torch.tensor(float("inf"))}, step=1)
+    with pytest.raises(TrainingError, match="at step 1"):
+        FiniteLossGuard().observe({"loss": torch.tensor(float("inf"))}, step=1)  # outside: eager on the CPU
+    with pytest.raises(TrainingError, match="at step 1"):
+        deferred.raise_if_bad()
+
