@@ -87,3 +87,22 @@ def test_the_finite_loss_guard_defers_its_read_as_on_an_accelerator():
     with pytest.raises(TrainingError, match="at step 1"):
         deferred.raise_if_bad()
 
+
+def test_the_step_profile_counts_every_operation_once_and_finds_no_host_read(tmp_path):
+    """benchmarks/profile_step.py end to end on one learner: the columns add up, nothing reads the device."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "profile_step.py"
+    rows_file = tmp_path / "rows.json"
+    command = [sys.executable, str(script), "--learners", "rfmeta", "reptile", "--rounds", "1", "--per-round", "1"]
+    done = subprocess.run([*command, "--warmup", "1", "--json", str(rows_file)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = {row["learner"]: row for row in json.loads(rows_file.read_text())}
+    assert set(rows) == {"rfmeta", "reptile"}
+    for row in rows.values():
+        assert row["ops"] == row["forward"] + row["backward"] + row["optimizer"]
+        assert 0 < row["fasbench"] < row["forward"] and row["backward"] > 0
+        assert row["host_reads"] == [] and row["allocations"] > 0 and row["host_ms"] > 0 and row["optimizer"] > 0

@@ -58,6 +58,26 @@ def test_inner_step_returns_new_tensors_and_keeps_unused_and_frozen_parameters()
     torch.testing.assert_close(used.grad, torch.tensor([2.0, 4.0]))
 
 
+def test_inner_step_is_the_per_parameter_step_bit_for_bit_values_and_meta_gradients():
+    """The multi-tensor step does the arithmetic of ``theta - alpha * grad`` per parameter, to the last bit."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 1))
+    params = named_parameters(net)
+    images, labels = torch.randn(5, 3, 6, 6), torch.rand(5, 1)
+
+    def loss_of(values):
+        return ((torch.func.functional_call(net, values, (images,)) - labels) ** 2).mean()
+
+    inner = loss_of(params)
+    stepped = inner_sgd_step(params, inner, 0.37)
+    grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, retain_graph=True)
+    by_hand = {name: value - 0.37 * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
+    assert all(torch.equal(stepped[name], by_hand[name]) for name in params)
+    ours = torch.autograd.grad(loss_of(stepped), list(params.values()), retain_graph=True)
+    hand = torch.autograd.grad(loss_of(by_hand), list(params.values()))
+    assert all(torch.equal(a, b) for a, b in zip(ours, hand, strict=True))
+
+
 def test_named_parameters_lists_trainable_parameters_only():
     layer = nn.Linear(2, 1)
     layer.bias.requires_grad_(False)

@@ -48,25 +48,30 @@ def reptile_outer_gradient(
     """
     if steps < 1:
         raise ValueError(f"Reptile needs at least one inner step, got {steps}")
+    parameters = list(parameters)
     start = [parameter.detach().clone() for parameter in parameters]
     for _ in range(steps):
         loss = inner_loss()
         grads = torch.autograd.grad(loss, parameters, allow_unused=True)
-        with torch.no_grad():
-            for parameter, grad in zip(parameters, grads, strict=True):
-                if grad is not None:
-                    parameter.sub_(lr * grad)
+        stepped = [(parameter, grad) for parameter, grad in zip(parameters, grads, strict=True) if grad is not None]
+        if stepped:  # multi-tensor operations: a few kernel launches for every parameter, the same arithmetic
+            with torch.no_grad():
+                scaled = torch._foreach_mul([grad for _, grad in stepped], lr)
+                torch._foreach_sub_([parameter for parameter, _ in stepped], scaled)
         last = loss.detach()
     with torch.no_grad():
-        for parameter, theta in zip(parameters, start, strict=True):
-            parameter.grad = theta - parameter
-            parameter.copy_(theta)
+        for parameter, difference in zip(parameters, torch._foreach_sub(start, parameters), strict=True):
+            parameter.grad = difference
+        torch._foreach_copy_(parameters, start)
     return last
 
 
 def weighted_l1(params: Iterable[torch.Tensor], weights: Iterable[torch.Tensor]) -> torch.Tensor:
     """MetaReg's regulariser ``R_phi(theta) = sum_i phi_i |theta_i|`` (one weight per parameter entry)."""
-    terms = [(weight * param.abs()).sum() for param, weight in zip(params, weights, strict=True)]
+    params, weights = list(params), list(weights)
+    if len(params) != len(weights):
+        raise ValueError(f"weighted_l1 needs one weight per parameter, got {len(weights)} for {len(params)}")
+    terms = [term.sum() for term in torch._foreach_mul(weights, torch._foreach_abs(params))]
     return torch.stack(terms).sum()
 
 

@@ -72,8 +72,7 @@ class WeightedL1(nn.Module):
     @torch.no_grad()
     def project(self) -> None:
         """Clip phi at zero (a negative weight would reward large parameters)."""
-        for weight in self.weights:
-            weight.clamp_(min=0)
+        torch._foreach_clamp_min_(list(self.weights), 0.0)
 
 
 class MetaReg(NetworkLearner):
