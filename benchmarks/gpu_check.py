@@ -1,7 +1,8 @@
 """The prepared GPU check: every figure fasbench's GPU targets need, in one run, into $OUT (Markdown + JSON).
 
 Run through ``benchmarks/gpu_check.sh`` (which installs the project first). Sections, each timed, each
-recorded even when it fails (the others go on; the exit status says whether any failed):
+recorded even when it fails (the others go on; the exit status says whether any failed); they run in the
+order 1, 2, 3, 3b, 4, 1b (1b's two compilations at full size come last):
 
 1. ``rfmeta_step``: one RF-Meta training step at full size (256 px, width 1, 3 domains x 20 frames), the
    eager fp32 reference loop against fasbench's learner (fp32; bf16 + channels_last; + compile), interleaved
@@ -12,12 +13,19 @@ recorded even when it fails (the others go on; the exit status says whether any 
 2. ``sync_free_step``: ``torch.cuda.set_sync_debug_mode("error")`` around ``update`` of every learner:
    no host-device synchronisation inside a training step.
 3. ``protocol``: ``fasbench run rfmeta --protocol ICM_O`` at full size for ``--protocol-steps`` (200)
-   steps on the synthetic suite, with and without data loading (a cached batch), extrapolated to the
-   benchmark's 5,000 steps and labelled as such; target: under 10 minutes on one H200.
+   steps on the synthetic suite, extrapolated to the benchmark's 5,000 steps and labelled as such;
+   target: under 10 minutes on one H200.
+3b. ``data_loading``: on that run's frame caches, blocks of RF-Meta steps fed by the runner's own training
+   stream (``fasbench.data.domain_batches``, the run's workers) against the same blocks on one batch already
+   on the device, interleaved, with no synchronisation inside a block (as the runner trains); and the GPU's
+   busy share of each (kernel time over wall time, ``torch.profiler``); target: loading costs under 5 %.
 4. ``learners``: every leaderboard learner's step time and peak GPU memory at full size.
 
 ``--dry`` (``GPU_CHECK_DRY=1``): the same code paths at tiny sizes on the CPU (what CI runs); its numbers
-mean nothing. The script never needs the network beyond installing the project.
+mean nothing. The script needs no network: ``gpu_check.sh`` installs the project from carried wheels
+(``benchmarks/gpu_check_wheels.sh``) where the machine reaches no package index. Figures go to ``--out``
+(``gpu_check.md``, ``gpu_check.json``, rewritten after every section, so a run cut short keeps what it
+measured; and the two tables of ``bench_learners.py``); runs and frame caches to ``--work``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -152,18 +161,25 @@ class Check:
                 "note": "dry run: CPU, no synchronisation to detect" if self.dry else ""}  # fmt: skip
 
     # -- 3. a protocol at full size -----------------------------------------------------------------
-    def protocol(self, steps: int, out: Path) -> dict[str, Any]:
-        runs = out / "protocol-runs"
-        benchmark = ["--benchmark", str(tiny_benchmark(out / "tiny-registry.yaml"))] if self.dry else []
+    def protocol_options(self) -> dict[str, Any]:
+        """The preset and options of the protocol run (and of the data-loading section, on its caches)."""
+        if self.dry:
+            cfg = {"eval_every": 2, "backbone.input_size": 32, "backbone.width": 0.0625, "hparams.batch_per_class": 2}
+            return {"preset": "cpu_demo", "cfg": cfg}
+        cfg = {"eval_every": 100, "hparams.amp": "bf16", "hparams.channels_last": True, "data.eval_frames_per_video": 2}
+        return {"preset": None, "cfg": cfg}
+
+    def protocol(self, steps: int, work: Path) -> dict[str, Any]:
+        runs = work / "protocol-runs"
+        benchmark = ["--benchmark", str(tiny_benchmark(work / "tiny-registry.yaml"))] if self.dry else []
+        options = self.protocol_options()
         argv = [sys.executable, "-m", "fasbench.cli", *benchmark, "run", "rfmeta", "--protocol", "ICM_O",
                 "--suite", "synthetic", "--seeds", "0", "--budget", str(steps), "--out", str(runs),
-                "--cache-dir", str(out / "cache"), "--no-progress", "--restart"]  # fmt: skip
-        if self.dry:
-            argv += ["--device", "cpu", "--preset", "cpu_demo", "--cfg-options", "eval_every=2",
-                     "backbone.input_size=32", "backbone.width=0.0625", "hparams.batch_per_class=2"]  # fmt: skip
-        else:
-            argv += ["--device", "cuda", "--preset", "none", "--cfg-options", "eval_every=100", "hparams.amp=bf16",
-                     "hparams.channels_last=true", "data.eval_frames_per_video=2"]  # fmt: skip
+                "--cache-dir", str(work / "cache"), "--no-progress", "--restart", "--device", self.device.type,
+                "--preset", options["preset"] or "none", "--cfg-options"]  # fmt: skip
+        argv += [
+            f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in options["cfg"].items()
+        ]
         started = time.monotonic()
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
@@ -177,6 +193,69 @@ class Check:
                 "extrapolated_5000_steps_minutes": round(extrapolated / 60, 2),
                 "label": f"measured {steps} steps (with evaluations every 100), extrapolated linearly to 5,000",
                 "target": "< 10 min", "met": extrapolated < 600}  # fmt: skip
+
+    # -- 3b. is the data loader ever the bottleneck? ----------------------------------------------------
+    def data_loading(self, work: Path) -> dict[str, Any]:
+        from fasbench.benchmark import load_benchmark
+        from fasbench.data import domain_batches
+        from fasbench.plugins import installed_plugins
+        from fasbench.runs.config import resolve_run_config
+        from fasbench.runs.plan import build_learner, plan_run
+
+        plugins = installed_plugins()
+        benchmark = load_benchmark(tiny_benchmark(work / "tiny-registry.yaml")) if self.dry else load_benchmark()
+        options = self.protocol_options()
+        config = resolve_run_config(
+            benchmark, plugins, learner="rfmeta", protocol="ICM_O", suite="synthetic", seed=0,
+            device=str(self.device), preset=options["preset"], cfg_options=options["cfg"],
+        )  # fmt: skip
+        planned = plan_run(config, plugins, cache_dir=str(work / "cache"), progress=False)
+        data = config["data"]
+        rows = [
+            planned.caches[letter].video_rows(planned.roles.sources[letter].train, data["train_frames_per_video"])
+            for letter in config["sources"]
+        ]
+        learner = build_learner(config, plugins)
+        stream = domain_batches(
+            [planned.caches[letter] for letter in config["sources"]], rows, k=learner.batch_per_class,
+            input_spec=learner.input_spec, seed=0, workers=int(data["workers"]), device=config["device"],
+        )  # fmt: skip
+        fixed = next(stream)
+        block = 2 if self.dry else 20
+
+        def loading() -> None:
+            for _ in range(block):
+                learner.update(next(stream))
+
+        def cached() -> None:
+            for _ in range(block):
+                learner.update(fixed)
+
+        variants = {"with data loading": loading, "one batch on the device": cached}
+        rounds, warmup = (1, 1) if self.dry else (5, 1)
+        times = interleaved(variants, rounds=rounds, per_round=1, warmup=warmup, synchronize=self.synchronize)
+        ms = {name: 1000 * t.median / block for name, t in times.items()}
+        busy = {name: self.busy_share(run) for name, run in variants.items()}
+        cost = ms["with data loading"] / ms["one batch on the device"] - 1
+        return {"ms_per_step": ms, "gpu_busy_share": busy, "loading_cost": cost, "workers": int(data["workers"]),
+                "block": block, "target": "loading costs < 5 % of a step", "met": cost < 0.05}  # fmt: skip
+
+    def busy_share(self, run: Callable[[], None]) -> float | None:
+        """The share of one block's wall time in which the GPU ran kernels (CUDA kernel time / wall time under
+        torch.profiler, which slows the host a little: a lower bound); None on the CPU."""
+        if self.device.type != "cuda":
+            return None
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        self.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            started = time.perf_counter()
+            run()
+            self.synchronize()
+            wall = time.perf_counter() - started
+        kernels = sum(row.self_device_time_total for row in prof.key_averages() if row.device_type == DeviceType.CUDA)
+        return kernels / 1e6 / wall
 
     # -- 4. every learner at full size --------------------------------------------------------------
     def learners(self, out: Path) -> dict[str, Any]:
@@ -206,8 +285,19 @@ class Check:
         return {"table": rows, "note": "step time at k = 10 (timing); peak memory of one step at the learner's own k"}
 
 
-def markdown(check: Check, device_name: str) -> str:
-    lines = [f"# fasbench GPU check: {device_name}", "", f"torch {torch.__version__}; dry run: {check.dry}", ""]
+def environment(dry: bool) -> dict[str, Any]:
+    """What ran: the device, torch, and which copy of fasbench (the carried wheels' or the checkout's)."""
+    import fasbench
+
+    device = torch.cuda.get_device_name() if not dry else f"CPU dry run ({torch.get_num_threads()} threads)"
+    return {"device": device, "torch": torch.__version__, "fasbench_from": str(Path(fasbench.__file__).parent),
+            "cuda": torch.version.cuda, "dry": dry}  # fmt: skip
+
+
+def markdown(check: Check, env: dict[str, Any]) -> str:
+    lines = [f"# fasbench GPU check: {env['device']}", "",
+             f"torch {env['torch']} (CUDA {env['cuda']}); fasbench from {env['fasbench_from']}; dry run: {env['dry']}",
+             ""]  # fmt: skip
     for name, section in check.sections.items():
         lines += [f"## {name}: {section['status']} ({section['seconds']} s)", ""]
         if section["status"] != "ok":
@@ -231,6 +321,17 @@ def markdown(check: Check, device_name: str) -> str:
                 f"{section['label']}: {section['train_seconds']} s training, {section['wall_seconds']} s in all; "
                 f"5,000 steps ~ {section['extrapolated_5000_steps_minutes']} min (target {section['target']})"
             ]
+        elif name == "data_loading":
+            busy = section["gpu_busy_share"]
+            lines += [f"blocks of {section['block']} steps, no synchronisation inside a block; {section['workers']} "
+                      "loader workers (the run's data.workers)", "",
+                      "| steps fed by | ms / step | GPU busy (profiled) |", "|---|---|---|"]  # fmt: skip
+            lines += [f"| {k} | {v:.1f} | {'-' if busy[k] is None else f'{100 * busy[k]:.0f} %'} |"
+                      for k, v in section["ms_per_step"].items()]  # fmt: skip
+            lines += [
+                "",
+                f"loading costs {100 * section['loading_cost']:+.1f} % of a step (target {section['target']})",
+            ]
         elif name == "learners":
             lines += ["| learner | ms / step | x binary_cnn | peak MiB |", "|---|---|---|---|"]
             for row in section["table"]:
@@ -245,29 +346,38 @@ def markdown(check: Check, device_name: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="where gpu_check.md and gpu_check.json go")
+    parser.add_argument("--out", required=True, help="where gpu_check.md, gpu_check.json and the learner tables go")
+    parser.add_argument("--work", help="runs, frame caches and scratch files (default: a new temporary folder)")
     parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU (CI): the code paths only")
     parser.add_argument("--protocol-steps", type=int, default=200)
     args = parser.parse_args()
+    from fasbench.atomic import write_text
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work or tempfile.mkdtemp(prefix="fasbench-gpu-check-"))
+    work.mkdir(parents=True, exist_ok=True)
     if not args.dry and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available on this machine (GPU_CHECK_DRY=1 for the CPU dry run)", file=sys.stderr)
         return 1
     check = Check(args.dry)
     if not args.dry:
         torch.backends.cudnn.benchmark = True
-    device_name = torch.cuda.get_device_name() if not args.dry else f"CPU dry run ({torch.get_num_threads()} threads)"
-    check.section("rfmeta_step", check.rfmeta_step)
-    check.section("compile_gradients", check.compile_gradients)
-    check.section("sync_free_step", check.sync_free_step)
-    check.section("protocol", lambda: check.protocol(4 if args.dry else args.protocol_steps, out))
-    check.section("learners", lambda: check.learners(out))
-    (out / "gpu_check.json").write_text(
-        json.dumps({"device": device_name, "dry": args.dry, **check.sections}, indent=1)
-    )
-    (out / "gpu_check.md").write_text(markdown(check, device_name))
+    env = environment(args.dry)
+    print(f"[gpu_check] {env}", flush=True)
+    sections: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("rfmeta_step", check.rfmeta_step),
+        ("sync_free_step", check.sync_free_step),
+        ("protocol", lambda: check.protocol(4 if args.dry else args.protocol_steps, work)),
+        ("data_loading", lambda: check.data_loading(work)),
+        ("learners", lambda: check.learners(out)),
+        ("compile_gradients", check.compile_gradients),
+    ]
+    for name, run in sections:  # the figures are written after every section: a run cut short keeps them
+        check.section(name, run)
+        write_text(out / "gpu_check.json", json.dumps({**env, **check.sections}, indent=1))
+        write_text(out / "gpu_check.md", markdown(check, env))
     print((out / "gpu_check.md").read_text())
     return 0 if all(s["status"] == "ok" for s in check.sections.values()) else 1
 

@@ -18,20 +18,61 @@ ROOT = Path(__file__).resolve().parent.parent
 LEARNERS = load_benchmark().leaderboard["learners"]  # every learner of the leaderboard
 
 
+def _stub_wheel(folder: Path) -> None:
+    """A pure-Python wheel of one module, as gpu_check_wheels.sh's are (built by hand: no index, no build)."""
+    import zipfile
+
+    folder.mkdir()
+    files = {
+        "gpu_check_stub/__init__.py": "CARRIED = True\n",
+        "gpu_check_stub-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: gpu-check-stub\nVersion: 1.0\n",
+        "gpu_check_stub-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files["gpu_check_stub-1.0.dist-info/RECORD"] = (
+        "".join(f"{name},,\n" for name in files) + "gpu_check_stub-1.0.dist-info/RECORD,,\n"
+    )
+    with zipfile.ZipFile(folder / "gpu_check_stub-1.0-py3-none-any.whl", "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+
+
 def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
-    env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    """Through the carried-wheels install, as on a machine with no package index (a stub wheel here)."""
+    out, site = tmp_path / "out", tmp_path / "site"
+    _stub_wheel(tmp_path / "wheels")
+    env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(out), "PYTHON": sys.executable,
+           "GPU_CHECK_WHEELS": str(tmp_path / "wheels"), "GPU_CHECK_SITE": str(site),
+           "GPU_CHECK_WORK": str(tmp_path / "work")}  # fmt: skip
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert (site / "gpu_check_stub" / "__init__.py").read_text() == "CARRIED = True\n"  # installed with no index
+    figures = json.loads((out / "gpu_check.json").read_text())
     assert figures["dry"] is True
-    for section in ("rfmeta_step", "compile_gradients", "sync_free_step", "protocol", "learners"):
+    for section in ("rfmeta_step", "compile_gradients", "sync_free_step", "protocol", "data_loading", "learners"):
         assert figures[section]["status"] == "ok", figures[section]
-    assert set(figures["rfmeta_step"]["variants"]) >= {"reference loop, eager fp32", "fasbench rfmeta, fp32"}
+    loading = figures["data_loading"]
+    assert set(loading["ms_per_step"]) == {"with data loading", "one batch on the device"}
+    assert all(ms > 0 for ms in loading["ms_per_step"].values())
+    assert loading["gpu_busy_share"] == {"with data loading": None, "one batch on the device": None}  # no GPU
+    assert Path(figures["fasbench_from"]).name == "fasbench" and figures["torch"] == torch.__version__
+    # what comes back from the device machine: at most 8 files, so runs and caches stay in the work folder
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md", "learners.json", "memory.json"]
+    assert list((tmp_path / "work").rglob("record.json"))
     assert figures["protocol"]["steps"] == 4 and figures["protocol"]["train_seconds"] > 0
+    assert set(figures["rfmeta_step"]["variants"]) >= {"reference loop, eager fp32", "fasbench rfmeta, fp32"}
     assert [row["learner"] for row in figures["learners"]["table"]] == ["binary_cnn", "rfmeta"]
     assert all(row["peak_mib"] > 0 for row in figures["learners"]["table"])
-    report = (tmp_path / "gpu_check.md").read_text()
-    assert "## rfmeta_step: ok" in report and "| rfmeta |" in report
+    report = (out / "gpu_check.md").read_text()
+    assert "## rfmeta_step: ok" in report and "| rfmeta |" in report and "| with data loading |" in report
+
+
+def test_an_empty_wheel_folder_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "wheels").mkdir()
+    env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "GPU_CHECK_WHEELS": str(tmp_path / "wheels")}  # fmt: skip
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and f"no wheel in GPU_CHECK_WHEELS={tmp_path / 'wheels'}" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_cuda_the_real_check_refuses_loudly(tmp_path):
