@@ -354,6 +354,17 @@ def test_a_killed_prepare_leaves_no_workers_and_its_stray_temporary_is_removed(s
     assert not stray.exists() and target.exists()
 
 
+def test_a_worker_whose_parent_died_before_it_started_exits_at_once():
+    """A spawned worker imports for seconds before its initializer runs; a parent killed meanwhile must not leave
+    it working on as an orphan (the parent's pid is handed over, not read with getppid() once orphaned)."""
+    code = "from fasbench.data.prepare import _init_worker; _init_worker({parent}); print('worked on')"
+    gone = subprocess.run([sys.executable, "-c", code.format(parent=2**22 + 7)], capture_output=True, text=True)
+    assert gone.returncode == 1 and "worked on" not in gone.stdout and "Traceback" not in gone.stderr  # exits at once
+    code = "from fasbench.data.prepare import _kill_with_parent; _kill_with_parent({parent}); print('worked on')"
+    alive = subprocess.run([sys.executable, "-c", code.format(parent=os.getpid())], capture_output=True, text=True)
+    assert alive.returncode == 0 and "worked on" in alive.stdout, alive.stderr  # its parent lives: it works
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

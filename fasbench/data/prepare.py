@@ -109,9 +109,10 @@ def _set_context(dataset: Dataset, work_path: str, key: str, crop_size: int, dep
     _worker_context.update(dataset=dataset, work=work, crop_size=crop_size, depth_size=depth_size)
 
 
-def _init_worker(*context: Any) -> None:
+def _init_worker(parent: int, *context: Any) -> None:
+    """``parent`` is the preparing process's pid, passed in rather than read here: a spawned worker imports for
+    seconds before it runs this, and a parent killed meanwhile would leave ``os.getppid()`` naming init."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
-    parent = os.getppid()
     _kill_with_parent(parent)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _set_context(*context)
@@ -127,7 +128,7 @@ def _kill_with_parent(parent: int) -> None:
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect (or before this worker started)
         os._exit(1)
 
 
@@ -175,7 +176,10 @@ def _results(tasks: list[tuple[int, VideoRecord]], workers: int, context: tuple)
             "prepare with --workers 0, or make the dataset and its records picklable"
         ) from error
     executor = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=context
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), *context),
     )
     try:
         futures = [executor.submit(_prepare_one, task) for task in tasks]
