@@ -45,10 +45,12 @@ from typing import Any
 import torch
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from timing import interleaved  # noqa: E402
 
+FAST = {"amp": "bf16", "channels_last": True}  # the protocol's speed settings
 DRY_LEARNERS = ("binary_cnn", "rfmeta")  # the dry run checks the code paths, not every learner
 TINY_DOMAIN = {"subjects": 4, "videos_per_type": 1, "frames_per_video": 2, "crop_size": 32, "depth_size": 4}
 
@@ -78,8 +80,13 @@ class Check:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def section(self, name: str, run: Callable[[], dict[str, Any]]) -> None:
+    def section(self, name: str, run: Callable[[], dict[str, Any]], deadline: float | None = None) -> None:
         started = time.monotonic()
+        if deadline is not None and started > deadline:
+            reason = "skipped: the check's --deadline had passed before this section"
+            self.sections[name] = {"status": "skipped", "seconds": 0.0, "error": reason}
+            print(f"[gpu_check] {name}: skipped (deadline)", flush=True)
+            return
         try:
             figures, status = run(), "ok"
         except Exception:  # noqa: BLE001 - recorded; the other sections go on
@@ -95,7 +102,7 @@ class Check:
         backbone = {"type": "rfmeta_cnn", "width": self.width, "input_size": self.size}
         per_class = 2 if self.dry else 10
         batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, per_class, self.device, seed=0)
-        fast = {"amp": "bf16", "channels_last": True}
+        fast = FAST
         variants: dict[str, dict | None] = {
             "reference loop, eager fp32": None,
             "fasbench rfmeta, fp32": {},
@@ -129,36 +136,61 @@ class Check:
 
     # -- 2. no synchronisation inside a step --------------------------------------------------------
     def sync_free_step(self) -> dict[str, Any]:
+        """Steps 1 and LATE_STEP of every learner under ``set_sync_debug_mode("error")`` on CUDA, in fp32 and in
+        the protocol's bf16 + channels_last; in the dry run the same steps under ``fasbench.testing.sync`` (the
+        CPU's view of the same reads)."""
+        from fasbench.benchmark import load_benchmark
         from fasbench.plugins import installed_plugins
         from fasbench.testing import random_domain_batches
+        from fasbench.testing.learner import LATE_STEP
 
         plugins = installed_plugins()
         found: dict[str, str] = {}
-        from fasbench.benchmark import load_benchmark
-
+        settings = {"fp32": {}} if self.dry else {"fp32": {}, "bf16 + channels_last": FAST}
         for name in DRY_LEARNERS if self.dry else load_benchmark().leaderboard["learners"]:
             learner_class = plugins.get("learners", name).obj
             backbone = {**learner_class.BACKBONE, "width": 0.25 if not self.dry else self.width, "input_size": 64}
-            learner = plugins.build(
-                "learners", {"type": name, "backbone": backbone, "hparams": {"batch_per_class": 2}},
-                num_domains=3, seed=0, device=str(self.device),
-            )  # fmt: skip
-            batches = [b.to(self.device) for b in random_domain_batches(learner, 3, 2, seed=0)]
-            learner.update(batches)  # the first step may set things up
-            learner.step += 1
-            self.synchronize()
-            try:
-                if self.device.type == "cuda":
-                    torch.cuda.set_sync_debug_mode("error")
+            for setting, hparams in settings.items():
+                learner = plugins.build(
+                    "learners", {"type": name, "backbone": backbone, "hparams": {"batch_per_class": 2, **hparams}},
+                    num_domains=3, seed=0, device=str(self.device),
+                )  # fmt: skip
+                batches = [b.to(self.device) for b in random_domain_batches(learner, 3, 2, seed=0)]
+                learner.update(batches)  # the first step may set things up
+                learner.budget = 2 * LATE_STEP
+                self.synchronize()
+                verdict = "no sync"
+                for step in (1, LATE_STEP):  # early, and late in a long run (phases that start later)
+                    learner.step = step
+                    verdict = self.watch_step(learner, batches, step)
+                    if verdict != "no sync":
+                        break
+                found[name if len(settings) == 1 else f"{name}, {setting}"] = verdict
+        note = "dry run: host reads as fasbench.testing.sync finds them on the CPU" if self.dry else ""
+        return {"learners": found, "met": all(v == "no sync" for v in found.values()), "note": note}
+
+    def watch_step(self, learner: Any, batches: list, step: int) -> str:
+        from fasbench.testing import watching_host_reads
+
+        if self.device.type != "cuda":
+            on_device = [
+                *learner.named_tensors().values(),
+                *(t for b in batches for t in (b.images, b.depths, b.labels)),
+            ]
+            with watching_host_reads(on_device) as reads:
                 learner.update(batches)
-                found[name] = "no sync"
-            except RuntimeError as error:
-                found[name] = f"SYNC: {str(error).splitlines()[0]}"
-            finally:
-                if self.device.type == "cuda":
-                    torch.cuda.set_sync_debug_mode("default")
-        return {"learners": found, "met": all(v == "no sync" for v in found.values()),
-                "note": "dry run: CPU, no synchronisation to detect" if self.dry else ""}  # fmt: skip
+            return "no sync" if not reads else f"SYNC at step {step}: {reads[0]}"
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            learner.update(batches)
+        except RuntimeError as error:
+            first = str(error).splitlines()[0]
+            return (
+                f"SYNC at step {step}: {first}" if "synchroniz" in first.lower() else f"FAILED at step {step}: {first}"
+            )
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return "no sync"
 
     # -- 3. a protocol at full size -----------------------------------------------------------------
     def protocol_options(self) -> dict[str, Any]:
@@ -166,7 +198,7 @@ class Check:
         if self.dry:
             cfg = {"eval_every": 2, "backbone.input_size": 32, "backbone.width": 0.0625, "hparams.batch_per_class": 2}
             return {"preset": "cpu_demo", "cfg": cfg}
-        cfg = {"eval_every": 100, "hparams.amp": "bf16", "hparams.channels_last": True, "data.eval_frames_per_video": 2}
+        cfg = {"eval_every": 100, "hparams.amp": "bf16", "hparams.channels_last": True}  # the convention's frames
         return {"preset": None, "cfg": cfg}
 
     def protocol(self, steps: int, work: Path) -> dict[str, Any]:
@@ -181,7 +213,8 @@ class Check:
             f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in options["cfg"].items()
         ]
         started = time.monotonic()
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        # from the work folder: ``-m`` puts the working directory first on sys.path, which must not be the checkout
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=work)
         wall = time.monotonic() - started
         if result.returncode != 0:
             raise RuntimeError(f"fasbench run failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -191,7 +224,8 @@ class Check:
         extrapolated = train / steps * 5000
         return {"steps": steps, "wall_seconds": round(wall, 1), "train_seconds": round(train, 1),
                 "extrapolated_5000_steps_minutes": round(extrapolated / 60, 2),
-                "label": f"measured {steps} steps (with evaluations every 100), extrapolated linearly to 5,000",
+                "label": f"measured {steps} steps (evaluations every {options['cfg']['eval_every']} at the "
+                "convention's frames per video), extrapolated linearly to 5,000",
                 "target": "< 10 min", "met": extrapolated < 600}  # fmt: skip
 
     # -- 3b. is the data loader ever the bottleneck? ----------------------------------------------------
@@ -254,8 +288,10 @@ class Check:
             run()
             self.synchronize()
             wall = time.perf_counter() - started
-        kernels = sum(row.self_device_time_total for row in prof.key_averages() if row.device_type == DeviceType.CUDA)
-        return kernels / 1e6 / wall
+        rows = [row for row in prof.key_averages() if row.device_type == DeviceType.CUDA]
+        if not rows:  # the profiler saw no kernel (no CUPTI): unknown, not idle
+            return None
+        return sum(row.self_device_time_total for row in rows) / 1e6 / wall
 
     # -- 4. every learner at full size --------------------------------------------------------------
     def learners(self, out: Path) -> dict[str, Any]:
@@ -286,18 +322,32 @@ class Check:
 
 
 def environment(dry: bool) -> dict[str, Any]:
-    """What ran: the device, torch, and which copy of fasbench (the carried wheels' or the checkout's)."""
+    """What ran: the device, torch, and which copy of fasbench (the carried wheels' or the checkout's), with the
+    files where that copy differs from this checkout (stale wheels would measure other code)."""
+    import fasbench_plugins
+
     import fasbench
 
     device = torch.cuda.get_device_name() if not dry else f"CPU dry run ({torch.get_num_threads()} threads)"
-    return {"device": device, "torch": torch.__version__, "fasbench_from": str(Path(fasbench.__file__).parent),
-            "cuda": torch.version.cuda, "dry": dry}  # fmt: skip
+    differ = []
+    for package, checkout in ((fasbench, ROOT / "fasbench"), (fasbench_plugins, ROOT / "plugins")):
+        installed = Path(package.__file__).parent
+        for path in sorted(checkout.rglob("*.py")):
+            copy = installed / path.relative_to(checkout)
+            if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+                differ.append(str(path.relative_to(ROOT)))
+    return {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda, "dry": dry,
+            "fasbench_from": str(Path(fasbench.__file__).parent), "files_differing_from_checkout": differ}  # fmt: skip
 
 
 def markdown(check: Check, env: dict[str, Any]) -> str:
     lines = [f"# fasbench GPU check: {env['device']}", "",
              f"torch {env['torch']} (CUDA {env['cuda']}); fasbench from {env['fasbench_from']}; dry run: {env['dry']}",
              ""]  # fmt: skip
+    differ = env["files_differing_from_checkout"]
+    if differ:
+        lines += [f"**WARNING: the fasbench that ran differs from this checkout in {len(differ)} file(s)** "
+                  f"({', '.join(differ[:5])}): rebuild the wheels (benchmarks/gpu_check_wheels.sh)", ""]  # fmt: skip
     for name, section in check.sections.items():
         lines += [f"## {name}: {section['status']} ({section['seconds']} s)", ""]
         if section["status"] != "ok":
@@ -350,7 +400,11 @@ def main() -> int:
     parser.add_argument("--work", help="runs, frame caches and scratch files (default: a new temporary folder)")
     parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU (CI): the code paths only")
     parser.add_argument("--protocol-steps", type=int, default=200)
+    parser.add_argument(
+        "--deadline", type=float, default=450.0, help="seconds after which no section starts (the rest: skipped)"
+    )
     args = parser.parse_args()
+    started = time.monotonic()
     from fasbench.atomic import write_text
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -367,19 +421,21 @@ def main() -> int:
     env = environment(args.dry)
     print(f"[gpu_check] {env}", flush=True)
     sections: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("sync_free_step", check.sync_free_step),  # the cheapest and the one figure no CPU can give: first
         ("rfmeta_step", check.rfmeta_step),
-        ("sync_free_step", check.sync_free_step),
         ("protocol", lambda: check.protocol(4 if args.dry else args.protocol_steps, work)),
         ("data_loading", lambda: check.data_loading(work)),
         ("learners", lambda: check.learners(out)),
-        ("compile_gradients", check.compile_gradients),
+        ("compile_gradients", check.compile_gradients),  # two compilations at full size: the slowest, last
     ]
+    deadline = started + args.deadline
     for name, run in sections:  # the figures are written after every section: a run cut short keeps them
-        check.section(name, run)
+        check.section(name, run, deadline)
         write_text(out / "gpu_check.json", json.dumps({**env, **check.sections}, indent=1))
         write_text(out / "gpu_check.md", markdown(check, env))
     print((out / "gpu_check.md").read_text())
-    return 0 if all(s["status"] == "ok" for s in check.sections.values()) else 1
+    complete = all(s["status"] == "ok" for s in check.sections.values()) and not env["files_differing_from_checkout"]
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":

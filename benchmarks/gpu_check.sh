@@ -27,7 +27,9 @@ elif ! "$PYTHON" -c "import fasbench, fasbench_plugins" 2>/dev/null; then
     .gpu-check-venv/bin/python -m pip install --quiet -e .
     PYTHON=.gpu-check-venv/bin/python
 fi
-"$PYTHON" -c "import fasbench.runs.config, fasbench_plugins.rfmeta" || {
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
+# from a neutral folder: `python -c` puts the working directory first on sys.path, and here that is the checkout
+(cd / && "$PYTHON" -c "import fasbench.runs.config, fasbench_plugins.rfmeta") || {
     echo "gpu_check: fasbench does not import with $PYTHON (above: which module is missing); on a machine without" \
         "a package index, make the wheels here with benchmarks/gpu_check_wheels.sh and set GPU_CHECK_WHEELS" >&2
     exit 1

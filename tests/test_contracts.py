@@ -225,6 +225,18 @@ class ReadsItsLoss(BinaryCNN):
         return {"loss": float(logs["loss"])}
 
 
+class ReadsLate(BinaryCNN):
+    """Reads its loss only in a phase that starts late in a run (as a warm-up-then-align method might)."""
+
+    name = "reads_late"
+
+    def update(self, domain_batches):
+        logs = super().update(domain_batches)
+        if self.step >= 1000 and self.step % 50 == 0:
+            logs["late"] = torch.tensor(bool(logs["loss"] > 0), dtype=torch.float32)
+        return logs
+
+
 class MasksOnTheHost(BinaryCNN):
     """Picks the live frames with a boolean mask: its size is a host read of the labels (nonzero)."""
 
@@ -263,9 +275,13 @@ def _with(learner_class):
         (
             ReadsItsLoss,
             "update() reads device tensors on the host.*tests/test_contracts.py:\\d+ in update: "
-            "aten::_local_scalar_dense: .item(), float(), int() or bool() of a tensor (2 in two steps)",
+            "aten::_local_scalar_dense: .item(), float(), int() or bool() of a tensor (at step 1)",
         ),
         (MasksOnTheHost, "update() reads device tensors on the host.*in update: aten::index with a boolean mask"),
+        (
+            ReadsLate,
+            "update() reads device tensors on the host.*in update: aten::_local_scalar_dense.* (at step 100000)",
+        ),
     ],
 )
 def test_broken_learners_fail_their_check_with_what_is_wrong(learner_class, message):

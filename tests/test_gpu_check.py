@@ -54,7 +54,11 @@ def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
     assert set(loading["ms_per_step"]) == {"with data loading", "one batch on the device"}
     assert all(ms > 0 for ms in loading["ms_per_step"].values())
     assert loading["gpu_busy_share"] == {"with data loading": None, "one batch on the device": None}  # no GPU
-    assert Path(figures["fasbench_from"]).name == "fasbench" and figures["torch"] == torch.__version__
+    assert figures["fasbench_from"] == str(ROOT / "fasbench") and figures["files_differing_from_checkout"] == []
+    assert figures["torch"] == torch.__version__ and figures["sync_free_step"]["learners"] == {
+        "binary_cnn": "no sync",
+        "rfmeta": "no sync",
+    }
     # what comes back from the device machine: at most 8 files, so runs and caches stay in the work folder
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md", "learners.json", "memory.json"]
     assert list((tmp_path / "work").rglob("record.json"))
@@ -64,6 +68,27 @@ def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
     assert all(row["peak_mib"] > 0 for row in figures["learners"]["table"])
     report = (out / "gpu_check.md").read_text()
     assert "## rfmeta_step: ok" in report and "| rfmeta |" in report and "| with data loading |" in report
+
+
+def test_past_its_deadline_the_check_skips_what_is_left_and_fails(tmp_path):
+    script = ROOT / "benchmarks" / "gpu_check.py"
+    argv = [
+        sys.executable,
+        str(script),
+        "--dry",
+        "--out",
+        str(tmp_path),
+        "--work",
+        str(tmp_path / "w"),
+        "--deadline",
+        "0",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-2000:]
+    figures = json.loads((tmp_path / "gpu_check.json").read_text())
+    names = ("sync_free_step", "rfmeta_step", "protocol", "data_loading", "learners", "compile_gradients")
+    assert [figures[name]["status"] for name in names] == ["skipped"] * len(names)
+    assert "## protocol: skipped" in (tmp_path / "gpu_check.md").read_text()
 
 
 def test_an_empty_wheel_folder_is_refused_before_anything_runs(tmp_path):
@@ -85,23 +110,28 @@ def test_without_cuda_the_real_check_refuses_loudly(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: host-device syncs exist only there")
+@pytest.mark.parametrize("fast", [False, True], ids=["fp32", "bf16+channels_last"])
 @pytest.mark.parametrize("name", LEARNERS)
-def test_no_learner_synchronises_the_host_inside_a_step(name):
+def test_no_learner_synchronises_the_host_inside_a_step(name, fast):
+    """Step 1 and a step late in a long run (phases that start later), in fp32 and in the protocol's settings."""
     from fasbench.plugins import installed_plugins
     from fasbench.testing import random_domain_batches
+    from fasbench.testing.learner import LATE_STEP
 
     plugins = installed_plugins()
     backbone = {**plugins.get("learners", name).obj.BACKBONE, "width": 0.25, "input_size": 64}
+    hparams = {"batch_per_class": 2, **({"amp": "bf16", "channels_last": True} if fast else {})}
     learner = plugins.build(
-        "learners", {"type": name, "backbone": backbone, "hparams": {"batch_per_class": 2}},
-        num_domains=3, seed=0, device="cuda",
-    )  # fmt: skip
+        "learners", {"type": name, "backbone": backbone, "hparams": hparams}, num_domains=3, seed=0, device="cuda"
+    )
     batches = [b.to("cuda") for b in random_domain_batches(learner, 3, 2, seed=0)]
     learner.update(batches)
-    learner.step += 1
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        learner.update(batches)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    learner.budget = 2 * LATE_STEP
+    for step in (1, LATE_STEP):
+        learner.step = step
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            learner.update(batches)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

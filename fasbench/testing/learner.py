@@ -93,28 +93,36 @@ def _step(learner: Learner, seed: int) -> dict[str, Any]:
     return logs
 
 
+LATE_STEP = 100_000  # deep into a long run: every epoch-based schedule and late phase is on (100,000 = 2^5 x 5^5)
+
+
 def _check_no_host_reads(learner: Learner, where: str) -> None:
-    """Two steps (after a first one, so the optimiser state exists) read nothing of the device on the host:
-    on a GPU such a read waits for the device inside every step (``fasbench.testing.sync``)."""
+    """Steps 1 and 2 (after a first one, so the optimiser state exists) and two steps late in a long run (where
+    phases that start later, and epoch boundaries, are on) read nothing of the device on the host: on a GPU such
+    a read waits for the device inside every step (``fasbench.testing.sync``)."""
     from collections import Counter
 
     from fasbench.testing.sync import watching_host_reads
 
     _step(learner, 0)
-    steps = [random_domain_batches(learner, learner.num_domains, learner.batch_per_class, seed) for seed in (1, 2)]
+    steps = {step: random_domain_batches(learner, learner.num_domains, learner.batch_per_class, step)
+             for step in (1, 2, LATE_STEP, LATE_STEP + 1)}  # fmt: skip
     on_device = [*learner.named_tensors().values()]
-    on_device += [tensor for batches in steps for b in batches for tensor in (b.images, b.depths, b.labels)]
+    on_device += [tensor for batches in steps.values() for b in batches for tensor in (b.images, b.depths, b.labels)]
+    learner.budget = 2 * LATE_STEP
+    found: Counter[str] = Counter()
     with watching_host_reads(on_device) as reads:
-        for batches in steps:
+        for step, batches in steps.items():
+            learner.step = step
             learner.update(batches)
-            learner.step += 1
-    found = Counter(map(str, reads))
+            found.update(f"{read} (at step {step})" for read in reads)
+            reads.clear()
     assert not found, (
         f"{where}: update() reads device tensors on the host, which on a GPU waits for the device at every step: "
-        + "; ".join(f"{read} ({count} in two steps)" for read, count in found.most_common(3))
+        + "; ".join(read if count == 1 else f"{read}, {count} times" for read, count in found.most_common(3))
         + ". Keep the value a tensor (logs may be 0-dim tensors: the runner reads them at its logging steps), "
         "draw random choices from the learner's CPU generator, or use the sync-free form (torch.where(mask, a, b) "
-        "instead of a[mask], *_ex linear algebra)"
+        "instead of a[mask], *_ex linear algebra, copies with non_blocking=True)"
     )
 
 

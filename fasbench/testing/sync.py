@@ -12,10 +12,14 @@ factory result given an explicit ``device=``, and every ``.to(device)`` copy; an
 operation that reads one of them back to the host, with the line of code that asked for it. Reads of
 host tensors (numbers drawn from a learner's CPU generator, for instance) are not reads of the device.
 
-Limits, because on the CPU every "device" is the host: a ``.to(device)`` that copies nothing (same
-dtype) returns the tensor itself, which stays a host tensor here; ``.to("cpu")`` cannot be told from a
-move to the learner's (CPU) device, so only ``.cpu()`` counts as a copy to the host. On a GPU,
-``set_sync_debug_mode`` remains the final word.
+Host-to-device copies count too where they block: ``torch.tensor(data, device=...)`` and ``.to(device)`` of a
+host tensor without ``non_blocking=True`` (the copy is then made a new tensor, as on a GPU, so reads of it
+are followed). So does building a tensor from device tensors (``torch.tensor([a, b])``) and printing one.
+
+Limits, because on the CPU every "device" is the host: ``.to("cpu")`` of a device tensor cannot be told
+from a move to the learner's (CPU) device, so only ``.cpu()`` counts as a copy to the host, and a host
+tensor moved with ``.to("cpu")`` counts as moved to the device. Only the steps watched are checked (a
+branch that runs at other steps is not). On a GPU, ``set_sync_debug_mode`` remains the final word.
 """
 
 from __future__ import annotations
@@ -39,9 +43,18 @@ READING_OPS = {
     "unique_dim_consecutive": "unique_consecutive()",
     "bincount": "bincount() (its length depends on the values)",
     "equal": "torch.equal()",
+    "allclose": "torch.allclose()",
     "_linalg_check_errors": "a linalg call that checks its result (use the *_ex variant)",
 }
-HOST_METHODS = {"tolist": ".tolist()", "numpy": ".numpy()", "cpu": ".cpu()", "__array__": "numpy.asarray()"}
+HOST_METHODS = {
+    "tolist": ".tolist()",
+    "numpy": ".numpy()",
+    "cpu": ".cpu()",
+    "__array__": "numpy.asarray()",
+    "__repr__": "str(), repr() or print() of a tensor",
+    "__format__": "an f-string of a tensor",
+}
+FROM_DATA = ("tensor", "as_tensor", "asarray")  # torch.tensor(data, device=...) and kin
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,9 @@ def _modes(tracker: _Tracker) -> tuple[Any, Any]:
             if from_device:
                 if name in READING_OPS:
                     tracker.read(f"aten::{name}: {READING_OPS[name]}")
-                elif name in ("index", "index_put_", "index_put", "_index_put_impl_") and _boolean_index(args):
+                elif name in ("index", "index_put_", "index_put", "_index_put_impl_") and _reads_a_mask(
+                    name, args, tracker
+                ):
                     tracker.read(f"aten::{name} with a boolean mask (it needs nonzero(): use torch.where)")
                 elif name == "repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
                     tracker.read("aten::repeat_interleave without output_size")
@@ -129,21 +144,46 @@ def _modes(tracker: _Tracker) -> tuple[Any, Any]:
         def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
-            if name in HOST_METHODS and args and isinstance(args[0], torch.Tensor) and args[0] in tracker.on_device:
-                tracker.read(f"{HOST_METHODS[name]}")
+            source = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            if name in HOST_METHODS and source is not None and source in tracker.on_device:
+                tracker.read(HOST_METHODS[name])
+            elif name in FROM_DATA and args and isinstance(args[0], list | tuple) and tracker.any_on_device(args[0]):
+                tracker.read(f"torch.{name}() of device tensors (every element is read on the host)")
+            to_device = _asks_for_device(name, args, kwargs, tracker)
+            from_host = to_device and (source is None or source not in tracker.on_device)
+            if from_host and name in FROM_DATA:
+                tracker.read(f"torch.{name}(..., device=...): a blocking host-to-device copy (make it once outside "
+                             "the step, or on the device: torch.full, torch.arange...)")  # fmt: skip
+            elif from_host and name in ("to", "cuda") and not _non_blocking(args, kwargs):
+                tracker.read(f".{name}(device) of a host tensor: a blocking copy (pass non_blocking=True)")
+            if from_host and name == "to":
+                kwargs = {**kwargs, "copy": True}  # a new tensor on the device, as on a GPU, not the host one
             result = func(*args, **kwargs)
-            if _asks_for_device(name, args, kwargs, tracker) and result is not (args[0] if args else None):
+            if to_device and result is not source:
                 tracker.mark(result)
             return result
 
     return Function(), Dispatch()
 
 
-def _boolean_index(args: tuple) -> bool:
+def _reads_a_mask(name: str, args: tuple, tracker: _Tracker) -> bool:
+    """A boolean-mask index, which needs ``nonzero`` (a read) - except ``x[mask] = scalar``, which PyTorch turns
+    into ``masked_fill_`` (no read) on a GPU."""
     import torch
 
-    indices = args[1] if len(args) > 1 else ()
-    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ())
+    indices = [i for i in (args[1] if len(args) > 1 else ()) or () if i is not None]
+    masks = [i for i in indices if isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)]
+    if not masks:
+        return False
+    if name == "index":
+        return True
+    value, accumulate = (args[2] if len(args) > 2 else None), (args[3] if len(args) > 3 else False)
+    scalar = isinstance(value, torch.Tensor) and value.dim() == 0 and value not in tracker.on_device
+    return not (len(indices) == 1 and scalar and not accumulate)
+
+
+def _non_blocking(args: tuple, kwargs: dict) -> bool:
+    return bool(kwargs.get("non_blocking")) or any(arg is True for arg in args[2:])
 
 
 def _asks_for_device(name: str, args: tuple, kwargs: dict, tracker: _Tracker) -> bool:

@@ -59,10 +59,11 @@ def reptile_outer_gradient(
                 scaled = torch._foreach_mul([grad for _, grad in stepped], lr)
                 torch._foreach_sub_([parameter for parameter, _ in stepped], scaled)
         last = loss.detach()
-    with torch.no_grad():
-        for parameter, difference in zip(parameters, torch._foreach_sub(start, parameters), strict=True):
-            parameter.grad = difference
-        torch._foreach_copy_(parameters, start)
+    if parameters:  # (multi-tensor operations refuse empty lists)
+        with torch.no_grad():
+            for parameter, difference in zip(parameters, torch._foreach_sub(start, parameters), strict=True):
+                parameter.grad = difference
+            torch._foreach_copy_(parameters, start)
     return last
 
 

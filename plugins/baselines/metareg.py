@@ -72,7 +72,8 @@ class WeightedL1(nn.Module):
     @torch.no_grad()
     def project(self) -> None:
         """Clip phi at zero (a negative weight would reward large parameters)."""
-        torch._foreach_clamp_min_(list(self.weights), 0.0)
+        if len(self.weights):
+            torch._foreach_clamp_min_(list(self.weights), 0.0)
 
 
 class MetaReg(NetworkLearner):
