@@ -40,7 +40,7 @@ ON_DEVICE = _weights()  # the tensor each case treats as living on the device
         (lambda w: torch.full((), 2.0, device=w.device).item(), SCALAR),  # a factory given the device
         (lambda w: torch.rand(2).to(w.device, non_blocking=True).sum().item(), SCALAR),  # moved to the device
         (
-            lambda w: torch.tensor([w.sum(), w.max()]),
+            lambda w: torch.tensor([w.detach().sum(), w.detach().max()]),
             "torch.tensor() of device tensors (every element is read on the host)",
         ),
         (lambda w: torch.allclose(w, w), "aten::allclose: torch.allclose()"),
