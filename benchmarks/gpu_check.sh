@@ -2,6 +2,7 @@
 # The prepared GPU check (benchmarks/gpu_check.py says what it measures):
 #   OUT=/some/dir bash benchmarks/gpu_check.sh                 # on a GPU machine with this repository
 #   GPU_CHECK_DRY=1 OUT=/tmp/x bash benchmarks/gpu_check.sh    # the same code paths at tiny sizes on the CPU (CI)
+#   ... bash benchmarks/gpu_check.sh --protocol-steps 100 --deadline 300   # arguments go to gpu_check.py
 # Which fasbench runs:
 #   GPU_CHECK_WHEELS=DIR  installs the wheels in DIR (benchmarks/gpu_check_wheels.sh makes them: fasbench and the
 #                         dependencies a GPU image lacks) with no package index, into a folder of their own put first
@@ -34,7 +35,7 @@ case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$
         "a package index, make the wheels here with benchmarks/gpu_check_wheels.sh and set GPU_CHECK_WHEELS" >&2
     exit 1
 }
-args=(--out "$OUT")
+args=(--out "$OUT" "$@")
 if [ -n "${GPU_CHECK_WORK:-}" ]; then
     args+=(--work "$GPU_CHECK_WORK")
 fi

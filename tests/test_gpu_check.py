@@ -3,8 +3,10 @@ CUDA exists, no learner synchronises the host inside a training step."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,34 +20,34 @@ ROOT = Path(__file__).resolve().parent.parent
 LEARNERS = load_benchmark().leaderboard["learners"]  # every learner of the leaderboard
 
 
-def _stub_wheel(folder: Path) -> None:
-    """A pure-Python wheel of one module, as gpu_check_wheels.sh's are (built by hand: no index, no build)."""
-    import zipfile
-
-    folder.mkdir()
-    files = {
-        "gpu_check_stub/__init__.py": "CARRIED = True\n",
-        "gpu_check_stub-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: gpu-check-stub\nVersion: 1.0\n",
-        "gpu_check_stub-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    files["gpu_check_stub-1.0.dist-info/RECORD"] = (
-        "".join(f"{name},,\n" for name in files) + "gpu_check_stub-1.0.dist-info/RECORD,,\n"
-    )
-    with zipfile.ZipFile(folder / "gpu_check_stub-1.0-py3-none-any.whl", "w") as wheel:
-        for name, text in files.items():
-            wheel.writestr(name, text)
+def _fasbench_wheel(tmp_path: Path, change: str | None = None) -> Path:
+    """A real wheel of this checkout, as benchmarks/gpu_check_wheels.sh builds it (offline: the setuptools the
+    test environment has), from a copy; ``change`` names a file of the copy to alter first (a stale wheel)."""
+    if importlib.util.find_spec("setuptools") is None:
+        pytest.skip("no setuptools in this environment to build fasbench's wheel offline")
+    source = tmp_path / "source"
+    for name in ("fasbench", "plugins"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    if change:
+        with open(source / change, "a") as handle:
+            handle.write("# changed after the wheel was built\n")
+    wheels = tmp_path / "wheels"
+    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir"]
+    done = subprocess.run([*argv, str(wheels), str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return wheels
 
 
 def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
-    """Through the carried-wheels install, as on a machine with no package index (a stub wheel here)."""
+    """Through the carried-wheels install, as on a machine with no package index: fasbench's own wheel."""
     out, site = tmp_path / "out", tmp_path / "site"
-    _stub_wheel(tmp_path / "wheels")
     env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(out), "PYTHON": sys.executable,
-           "GPU_CHECK_WHEELS": str(tmp_path / "wheels"), "GPU_CHECK_SITE": str(site),
+           "GPU_CHECK_WHEELS": str(_fasbench_wheel(tmp_path)), "GPU_CHECK_SITE": str(site),
            "GPU_CHECK_WORK": str(tmp_path / "work")}  # fmt: skip
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert (site / "gpu_check_stub" / "__init__.py").read_text() == "CARRIED = True\n"  # installed with no index
     figures = json.loads((out / "gpu_check.json").read_text())
     assert figures["dry"] is True
     for section in ("rfmeta_step", "compile_gradients", "sync_free_step", "protocol", "data_loading", "learners"):
@@ -54,7 +56,7 @@ def test_the_dry_run_fills_every_section_and_writes_the_report(tmp_path):
     assert set(loading["ms_per_step"]) == {"with data loading", "one batch on the device"}
     assert all(ms > 0 for ms in loading["ms_per_step"].values())
     assert loading["gpu_busy_share"] == {"with data loading": None, "one batch on the device": None}  # no GPU
-    assert figures["fasbench_from"] == str(ROOT / "fasbench") and figures["files_differing_from_checkout"] == []
+    assert figures["fasbench_from"] == str(site / "fasbench") and figures["files_differing_from_checkout"] == []
     assert figures["torch"] == torch.__version__ and figures["sync_free_step"]["learners"] == {
         "binary_cnn": "no sync",
         "rfmeta": "no sync",
@@ -89,6 +91,19 @@ def test_past_its_deadline_the_check_skips_what_is_left_and_fails(tmp_path):
     names = ("sync_free_step", "rfmeta_step", "protocol", "data_loading", "learners", "compile_gradients")
     assert [figures[name]["status"] for name in names] == ["skipped"] * len(names)
     assert "## protocol: skipped" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_a_wheel_older_than_the_checkout_is_named_and_fails_the_check(tmp_path):
+    wheels = _fasbench_wheel(tmp_path, change="plugins/rfmeta.py")
+    env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "GPU_CHECK_WHEELS": str(wheels), "GPU_CHECK_SITE": str(tmp_path / "site")}  # fmt: skip
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    done = subprocess.run(["bash", script, "--deadline", "0"], env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-2000:]
+    figures = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert figures["files_differing_from_checkout"] == ["plugins/rfmeta.py"]
+    report = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "differs from this checkout in 1 file(s)** (plugins/rfmeta.py): rebuild the wheels" in report
 
 
 def test_an_empty_wheel_folder_is_refused_before_anything_runs(tmp_path):
