@@ -156,7 +156,7 @@ def _modes(tracker: _Tracker) -> tuple[Any, Any]:
                              "the step, or on the device: torch.full, torch.arange...)")  # fmt: skip
             elif from_host and name in ("to", "cuda") and not _non_blocking(args, kwargs):
                 tracker.read(f".{name}(device) of a host tensor: a blocking copy (pass non_blocking=True)")
-            if from_host and name == "to":
+            if from_host and name == "to" and "copy" not in kwargs and len(args) < 5:
                 kwargs = {**kwargs, "copy": True}  # a new tensor on the device, as on a GPU, not the host one
             result = func(*args, **kwargs)
             if to_device and result is not source:
