@@ -102,14 +102,13 @@ class Check:
         backbone = {"type": "rfmeta_cnn", "width": self.width, "input_size": self.size}
         per_class = 2 if self.dry else 10
         batches = make_batches(RFMeta(backbone=backbone, num_domains=3).input_spec, per_class, self.device, seed=0)
-        fast = FAST
         variants: dict[str, dict | None] = {
             "reference loop, eager fp32": None,
             "fasbench rfmeta, fp32": {},
-            "fasbench rfmeta, bf16 + channels_last": fast,
+            "fasbench rfmeta, bf16 + channels_last": FAST,
         }
         if not self.dry:
-            variants["fasbench rfmeta, bf16 + channels_last + compile"] = {**fast, "compile": True}
+            variants["fasbench rfmeta, bf16 + channels_last + compile"] = {**FAST, "compile": True}
         steps = {}
         for label, hparams in variants.items():
             step, _ = build_variant(hparams, backbone, self.device)
@@ -170,14 +169,10 @@ class Check:
         return {"learners": found, "met": all(v == "no sync" for v in found.values()), "note": note}
 
     def watch_step(self, learner: Any, batches: list, step: int) -> str:
-        from fasbench.testing import watching_host_reads
+        from fasbench.testing.sync import step_tensors, watching_host_reads
 
         if self.device.type != "cuda":
-            on_device = [
-                *learner.named_tensors().values(),
-                *(t for b in batches for t in (b.images, b.depths, b.labels)),
-            ]
-            with watching_host_reads(on_device) as reads:
+            with watching_host_reads(step_tensors(learner, batches)) as reads:
                 learner.update(batches)
             return "no sync" if not reads else f"SYNC at step {step}: {reads[0]}"
         torch.cuda.set_sync_debug_mode("error")
@@ -234,7 +229,7 @@ class Check:
         from fasbench.data import domain_batches
         from fasbench.plugins import installed_plugins
         from fasbench.runs.config import resolve_run_config
-        from fasbench.runs.plan import build_learner, plan_run
+        from fasbench.runs.plan import build_learner, plan_run, training_rows
 
         plugins = installed_plugins()
         benchmark = load_benchmark(tiny_benchmark(work / "tiny-registry.yaml")) if self.dry else load_benchmark()
@@ -245,10 +240,7 @@ class Check:
         )  # fmt: skip
         planned = plan_run(config, plugins, cache_dir=str(work / "cache"), progress=False)
         data = config["data"]
-        rows = [
-            planned.caches[letter].video_rows(planned.roles.sources[letter].train, data["train_frames_per_video"])
-            for letter in config["sources"]
-        ]
+        rows = training_rows(config, planned.caches, planned.roles)
         learner = build_learner(config, plugins)
         stream = domain_batches(
             [planned.caches[letter] for letter in config["sources"]], rows, k=learner.batch_per_class,

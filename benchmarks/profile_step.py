@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fasbench.testing import random_domain_batches
-from fasbench.testing.sync import host_reads
+from fasbench.testing.sync import host_reads, step_tensors
 
 NETWORK_FILES = ("/plugins/networks/", "/fasbench/learners/heads.py", "/fasbench/learners/modules.py", "/timm/")
 OURS = ("/plugins/", "/fasbench/", "/fasbench_plugins/")
@@ -133,10 +133,6 @@ def top_ops(learner: Any, batches: list, count: int = 3) -> str:
     return ", ".join(f"{row.key.removeprefix('aten::')} {100 * row.self_cpu_time_total / total:.0f}%" for row in rows)
 
 
-def on_device(learner: Any, batches: list) -> list:
-    return [*learner.named_tensors().values(), *(t for b in batches for t in (b.images, b.depths, b.labels))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", nargs="+", help="default: the baselines and the seed methods")
@@ -160,7 +156,7 @@ def main() -> int:
         learner = build_learner(name, tiny, 1)
         batches = random_domain_batches(learner, args.domains, 1, seed=0)
         learners[name] = (learner, batches)
-        steps[name] = _stepper(learner, batches)
+        steps[name] = functools.partial(learner.update, batches)
     times = interleaved(steps, rounds=args.rounds, per_round=args.per_round, warmup=args.warmup)
 
     table = Table(
@@ -174,9 +170,7 @@ def main() -> int:
     for name, (learner, batches) in learners.items():
         ops = count_ops(learner, batches)
         total = ops["forward"] + ops["backward"] + ops["optimizer"]
-        reads = host_reads(
-            lambda learner=learner, batches=batches: learner.update(batches), on_device(learner, batches)
-        )
+        reads = host_reads(functools.partial(learner.update, batches), step_tensors(learner, batches))
         big = build_learner(name, sized, 4)
         big_batches = random_domain_batches(big, args.domains, 4, seed=0)
         big.update(big_batches)
@@ -200,13 +194,5 @@ def main() -> int:
     return 0
 
 
-def _stepper(learner: Any, batches: list) -> Callable[[], None]:
-    def step() -> None:
-        learner.update(batches)
-
-    return step
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())

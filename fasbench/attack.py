@@ -144,7 +144,7 @@ def attack_run(
 
     from fasbench.evaluation import ScoreTable, evaluate, read_scores
     from fasbench.runs import files
-    from fasbench.runs.plan import build_learner, plan_run
+    from fasbench.runs.plan import build_learner, plan_run, target_rows
     from fasbench.runs.scoring import eval_scores_path
 
     directory = Path(run_dir)
@@ -193,7 +193,7 @@ def attack_run(
 
     target = config["target"]
     data = config["data"]
-    rows = planned.caches[target].video_rows(planned.roles.target.target, data["eval_frames_per_video"])
+    rows = target_rows(planned.config, planned.caches, planned.roles)
     budgets = sorted({float(e) for e in eps})
     clean_scores: list[np.ndarray] = []
     single: dict[tuple[str, float], list[np.ndarray]] = {(d, e): [] for d in directions for e in budgets}

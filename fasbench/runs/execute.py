@@ -27,7 +27,7 @@ from fasbench.runs import files, scoring
 from fasbench.runs.config import identity, run_dir, run_id
 from fasbench.runs.environment import describe_environment
 from fasbench.runs.interaction import ProgressBar, interrupt_at_step_boundary
-from fasbench.runs.plan import PlannedRun, build_learner, plan_run
+from fasbench.runs.plan import PlannedRun, build_learner, plan_run, target_rows, training_rows
 from fasbench.selection import read_evaluations, rules, selected
 from fasbench.training import non_finite_tensors
 
@@ -67,16 +67,13 @@ class Run:
         self.has_validation = data["validation"] != "none"
         self.policies = [p for p in POLICY_NAMES if self.has_validation or p != "source_val"]
         eval_frames = data["eval_frames_per_video"]
-        self.target_rows = caches[config["target"]].video_rows(roles.target.target, eval_frames)
+        self.target_rows = target_rows(config, caches, roles)
         self.validation_rows = {
             letter: caches[letter].video_rows(roles.sources[letter].validation, eval_frames)
             for letter in config["sources"]
             if self.has_validation
         }
-        self.train_rows = [
-            caches[letter].video_rows(roles.sources[letter].train, data["train_frames_per_video"])
-            for letter in config["sources"]
-        ]
+        self.train_rows = training_rows(config, caches, roles)
 
     def _prepare_directory(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,17 @@ class PlannedRun:
     roles: ProtocolRoles
 
 
+def target_rows(config: Mapping[str, Any], caches: Mapping[str, Any], roles: ProtocolRoles) -> Any:
+    """The target's scored frames: its target videos at the convention's ``eval_frames_per_video``."""
+    return caches[config["target"]].video_rows(roles.target.target, config["data"]["eval_frames_per_video"])
+
+
+def training_rows(config: Mapping[str, Any], caches: Mapping[str, Any], roles: ProtocolRoles) -> list[Any]:
+    """Each source's training frames, in the order of ``config["sources"]``: what the runner trains on."""
+    frames = config["data"]["train_frames_per_video"]
+    return [caches[letter].video_rows(roles.sources[letter].train, frames) for letter in config["sources"]]
+
+
 def plan_run(
     config: Mapping[str, Any],
     plugins: PluginRegistry,

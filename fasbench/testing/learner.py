@@ -102,16 +102,14 @@ def _check_no_host_reads(learner: Learner, where: str) -> None:
     a read waits for the device inside every step (``fasbench.testing.sync``)."""
     from collections import Counter
 
-    from fasbench.testing.sync import watching_host_reads
+    from fasbench.testing.sync import step_tensors, watching_host_reads
 
     _step(learner, 0)
     steps = {step: random_domain_batches(learner, learner.num_domains, learner.batch_per_class, step)
              for step in (1, 2, LATE_STEP, LATE_STEP + 1)}  # fmt: skip
-    on_device = [*learner.named_tensors().values()]
-    on_device += [tensor for batches in steps.values() for b in batches for tensor in (b.images, b.depths, b.labels)]
     learner.budget = 2 * LATE_STEP
     found: Counter[str] = Counter()
-    with watching_host_reads(on_device) as reads:
+    with watching_host_reads(step_tensors(learner, *steps.values())) as reads:
         for step, batches in steps.items():
             learner.step = step
             learner.update(batches)

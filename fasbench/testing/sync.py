@@ -68,11 +68,11 @@ class HostRead:
         return f"{self.where}: {self.operation}"
 
 
-def _caller(skip: tuple[str, ...]) -> str:
+def _caller() -> str:
     """The innermost frame outside torch and this module: the code that asked for the read."""
     for frame in reversed(traceback.extract_stack()):
         path = frame.filename.replace(os.sep, "/")
-        if "/torch/" in path or path.endswith(skip):
+        if "/torch/" in path or frame.filename == __file__:
             continue
         return f"{_short(path)}:{frame.lineno} in {frame.name}"
     return "?"
@@ -111,7 +111,7 @@ class _Tracker:
         return any(isinstance(leaf, torch.Tensor) and leaf in self.on_device for leaf in _pytree.tree_leaves(value))
 
     def read(self, operation: str) -> None:
-        self.reads.append(HostRead(operation, _caller((__file__,))))
+        self.reads.append(HostRead(operation, _caller()))
 
 
 def _modes(tracker: _Tracker) -> tuple[Any, Any]:
@@ -199,6 +199,13 @@ def _asks_for_device(name: str, args: tuple, kwargs: dict, tracker: _Tracker) ->
             isinstance(a, torch.Tensor) and a in tracker.on_device for a in args[1:2]
         )
     return False
+
+
+def step_tensors(learner: Any, *steps: Any) -> list[Any]:
+    """The tensors a learner's step finds on its device: its ``named_tensors()`` and the images, depth maps and
+    labels of every ``DomainBatch`` of the given steps (each a sequence of batches)."""
+    batches = [batch for step in steps for batch in step]
+    return [*learner.named_tensors().values(), *(t for b in batches for t in (b.images, b.depths, b.labels))]
 
 
 @contextlib.contextmanager
